@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the build and the tests need.
+# Usage: scripts/install-deps.sh [--e2e]   (--e2e adds the QEMU guest's packages)
+set -euo pipefail
+
+pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+      libusb-1.0-0-dev libcmocka-dev python3 usbip)
+if [ "${1:-}" = "--e2e" ]; then
+	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio usbutils kmod)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian 12 machine: installs what is
+# missing, builds twice and runs every layer, ending with "N passed, N failed".
+#
+#   build-werror/  gcc, -Werror: the warnings gate
+#   build-san/     clang, -Werror, AddressSanitizer + UndefinedBehaviorSanitizer,
+#                  unit + integration tests, fuzz targets, e2e scenarios
+#
+# Environment: FUZZ_SECONDS (default 20) per fuzz target; SUITES to run a
+# subset, e.g. SUITES="unit integration".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh --e2e
+
+fuzz_seconds=${FUZZ_SECONDS:-20}
+
+if [ ! -d build-werror ]; then
+	CC=gcc meson setup build-werror -Dwerror=true -Dtests=true >/dev/null
+fi
+ninja -C build-werror
+
+if [ ! -d build-san ]; then
+	CC=clang meson setup build-san -Dwerror=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dfuzz=true -De2e=true >/dev/null
+fi
+meson configure build-san -Dfuzz_seconds="$fuzz_seconds"
+ninja -C build-san
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+suite_args=()
+for s in ${SUITES:-}; do suite_args+=(--suite "$s"); done
+
+status=0
+meson test -C build-san --print-errorlogs "${suite_args[@]}" || status=$?
+
+python3 scripts/summarize-tests.py build-san/meson-logs/testlog.json
+exit $status

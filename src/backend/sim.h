@@ -1,0 +1,76 @@
+/* The simulated backend: gadget-zero-like devices in-process.
+ *
+ * It implements backend.h with no hardware and no kernel, so the server can
+ * be run and tested anywhere. Completions are delivered on the sim's own
+ * event thread, as a real backend would, optionally after a delay.
+ *
+ * Each "zero" device (VID:PID 0525:a4a0, high speed, busid "1-N" for the
+ * N-th device) has one configuration (value 1) with these interfaces:
+ *
+ *   if 0  vendor class, source/sink
+ *         0x81 bulk IN   source: fills every byte, value = (offset % 63)
+ *         0x01 bulk OUT  sink: accepts anything
+ *         0x83 int IN    source, same pattern, wMaxPacketSize 64, bInterval 4
+ *         0x03 int OUT   sink
+ *   if 1  vendor class, isochronous source/sink
+ *         alt 0: no endpoints; alt 1:
+ *         0x84 iso IN    source: packet i of a transfer is filled with the byte
+ *                        (i & 0xff) and completes with min(length, 1024 - 8*(i%4))
+ *                        bytes, so packet results differ per packet
+ *         0x04 iso OUT   sink: every packet completes with its full length
+ *   if 2  vendor class, loopback
+ *         0x02 bulk OUT  appends to a FIFO (bounded, SIM_LOOPBACK_MAX bytes)
+ *         0x82 bulk IN   pends until the FIFO has data, then returns up to
+ *                        length bytes from it (a natural pending URB to unlink)
+ *   if 3  vendor class, "locked": claimable unless sim_lock_interface() says
+ *         otherwise (then claim fails with -EBUSY, as a busy OS driver would)
+ *         0x85 bulk IN   source, same pattern as 0x81
+ *
+ * Control (ep 0): GET_DESCRIPTOR (device, configuration, string 0..3: langids,
+ * manufacturer "usbip-notify", product "Simulated Gadget Zero", serial
+ * "SIM000N"), GET_STATUS, GET_CONFIGURATION, GET_INTERFACE, and gadget zero's
+ * vendor requests 0x5b (OUT: store up to 256 bytes) / 0x5c (IN: read them
+ * back). Anything else stalls (-EPIPE). */
+#ifndef USBIP_NOTIFY_BACKEND_SIM_H
+#define USBIP_NOTIFY_BACKEND_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+#define SIM_MAX_DEVICES 16
+#define SIM_LOOPBACK_MAX (64u * 1024u)
+
+/* spec: comma-separated device kinds, e.g. "zero" or "zero,zero" (the only
+ * kind so far is "zero"). Returns NULL on a bad spec. Destroy with
+ * b->ops->destroy(b). */
+struct backend *sim_backend_new(const char *spec);
+
+/* Test and demo controls, callable from any thread. Each returns 0 or
+ * -ENODEV for an unknown busid. */
+
+/* A stalled endpoint completes every transfer with -EPIPE until cleared
+ * (clear_halt through the backend, or stalled = false here). */
+int sim_set_stall(struct backend *b, const char *busid, uint8_t endpoint, bool stalled);
+
+/* Every later completion on that device is delayed by ms milliseconds. */
+int sim_set_delay(struct backend *b, const char *busid, uint32_t ms);
+
+/* The device vanishes: pending transfers complete with -ESHUTDOWN, later
+ * calls on its handles fail with -ENODEV, a BK_DEVICE_LEFT event is sent and
+ * enumerate no longer lists it. */
+int sim_unplug(struct backend *b, const char *busid);
+
+/* A vanished device comes back (same busid, a new devnum); BK_DEVICE_ARRIVED. */
+int sim_plug(struct backend *b, const char *busid);
+
+/* Makes claim_interface(ifnum) fail with -EBUSY (locked = true) or succeed. */
+int sim_lock_interface(struct backend *b, const char *busid, uint8_t ifnum, bool locked);
+
+/* Counters for leak checks in tests: transfers submitted but not yet
+ * completed, and interfaces currently claimed, over all handles. */
+int sim_pending_transfers(struct backend *b);
+int sim_claimed_interfaces(struct backend *b);
+
+#endif

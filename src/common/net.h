@@ -1,0 +1,33 @@
+/* Socket helpers shared by the server and the client.
+ *
+ * All return 0 (or a count) on success and a negative errno (the host's, as
+ * these are local conditions, never sent on the wire) on failure. */
+#ifndef USBIP_NOTIFY_COMMON_NET_H
+#define USBIP_NOTIFY_COMMON_NET_H
+
+#include <stddef.h>
+#include <sys/uio.h>
+
+/* Reads exactly n bytes. Returns n, 0 on a clean end of stream before the
+ * first byte, or -errno (-EPIPE for an end of stream in the middle). */
+ssize_t net_read_full(int fd, void *buf, size_t n);
+
+/* Writes every byte of every iovec, retrying on partial writes and EINTR.
+ * Never raises SIGPIPE. iov is modified. Returns 0 or -errno. */
+int net_writev_full(int fd, struct iovec *iov, int iovcnt);
+
+/* Low latency (TCP_NODELAY) and dead-peer detection (keepalive). */
+void net_tune_stream(int fd);
+
+/* Opens listening TCP sockets for host (NULL or "" = every address, IPv4 and
+ * IPv6) and port ("0" picks one). Fills at most max fds, returns the count
+ * or -errno. Sockets are close-on-exec. */
+int net_listen(const char *host, const char *port, int *fds, int max);
+
+/* The local port a socket is bound to, or -1. */
+int net_local_port(int fd);
+
+/* "addr:port" of the peer, for logs. */
+void net_peer_name(int fd, char *out, size_t n);
+
+#endif

@@ -1,0 +1,73 @@
+/* The export table: which devices the server offers and who holds each.
+ *
+ * Filled from the backend's enumeration and kept current by its hotplug
+ * events. An entry stays (marked absent) while a session still holds a
+ * device that left, so that session can release it by name. All functions
+ * take the table's own lock; none calls out while holding it except the
+ * holder's gone() hook, which must only flag and wake (see session.h). */
+#ifndef USBIP_NOTIFY_SERVER_EXPORT_TABLE_H
+#define USBIP_NOTIFY_SERVER_EXPORT_TABLE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backend/backend.h"
+
+struct export_holder {
+	/* Called with the table locked when the held device leaves. */
+	void (*gone)(struct export_holder *holder);
+};
+
+struct export_entry {
+	struct export_entry *next;
+	struct bk_device_info info;
+	bool present;
+	struct export_holder *holder; /* NULL when free */
+};
+
+/* Decides whether a device is offered at all (filters); NULL = everything
+ * not on a vhci bus. */
+typedef bool (*export_filter_fn)(void *ctx, const struct bk_device_info *info);
+
+struct export_table {
+	pthread_mutex_t lock;
+	struct export_entry *head;
+	export_filter_fn filter;
+	void *filter_ctx;
+};
+
+void export_table_init(struct export_table *t, export_filter_fn filter, void *ctx);
+void export_table_destroy(struct export_table *t);
+
+/* A device appeared (or was seen again by a rescan). Returns true if it is
+ * newly present and offered. */
+bool export_table_add(struct export_table *t, const struct bk_device_info *info);
+
+/* A device left. Tells its holder. Returns true if it was present. */
+bool export_table_remove(struct export_table *t, const char *busid);
+
+/* Snapshot of present devices (and whether each is held); malloc'ed array
+ * in *out, caller frees. Returns the count or -ENOMEM. */
+struct export_view {
+	struct bk_device_info info;
+	bool held;
+};
+int export_table_snapshot(struct export_table *t, struct export_view **out);
+
+enum export_claim_result {
+	EXPORT_CLAIMED,
+	EXPORT_UNKNOWN,   /* no such present device */
+	EXPORT_BUSY,      /* held by someone else */
+};
+
+/* Takes a present, free device for holder; copies its info out. */
+enum export_claim_result export_table_claim(struct export_table *t, const char *busid,
+					    struct export_holder *holder,
+					    struct bk_device_info *info_out);
+
+/* Gives it back; from then on it can be imported again. */
+void export_table_release(struct export_table *t, const char *busid,
+			  struct export_holder *holder);
+
+#endif

@@ -1,0 +1,392 @@
+/* Listener, connections and the operation phase of the USB/IP server. */
+#include "server/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "server/op_reply.h"
+
+/* How long a peer may take to send its operation request, and how long a
+ * reply may sit unsent before the peer counts as gone. */
+#define OP_READ_TIMEOUT_S 10
+#define SEND_TIMEOUT_S 60
+
+struct connection {
+	struct connection *next;
+	struct server *srv;
+	int fd;
+	pthread_t thread;
+	bool done; /* thread finished; join and free */
+};
+
+struct server {
+	struct backend *backend;
+	struct server_config cfg;
+	struct export_table exports;
+	int listen_fds[SERVER_MAX_LISTEN_FDS];
+	int n_listen;
+	int wake[2]; /* self-pipe: tells the listener to stop */
+	pthread_t listener;
+	bool started;
+
+	pthread_mutex_t lock; /* connections list */
+	struct connection *conns;
+	unsigned n_conns;
+	bool stopping;
+};
+
+void server_config_defaults(struct server_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->port = SERVER_DEFAULT_PORT;
+	cfg->limits.max_urbs = SESSION_DEFAULT_MAX_URBS;
+	cfg->limits.max_bytes = SESSION_DEFAULT_MAX_BYTES;
+	cfg->max_connections = 64;
+}
+
+static void on_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_device_info *info)
+{
+	struct server *srv = ctx;
+	if (ev == BK_DEVICE_ARRIVED) {
+		if (export_table_add(&srv->exports, info))
+			log_info("device %s (%04x:%04x) plugged", info->busid, info->idVendor,
+				 info->idProduct);
+	} else if (export_table_remove(&srv->exports, info->busid)) {
+		log_info("device %s unplugged", info->busid);
+	}
+}
+
+struct server *server_new(struct backend *b, const struct server_config *cfg)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return NULL;
+	srv->backend = b;
+	srv->cfg = *cfg;
+	srv->wake[0] = srv->wake[1] = -1;
+	export_table_init(&srv->exports, cfg->filter, cfg->filter_ctx);
+	pthread_mutex_init(&srv->lock, NULL);
+	return srv;
+}
+
+struct export_table *server_exports(struct server *srv)
+{
+	return &srv->exports;
+}
+
+int server_port(const struct server *srv)
+{
+	return srv->n_listen > 0 ? net_local_port(srv->listen_fds[0]) : -1;
+}
+
+static void set_timeout(int fd, int opt, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+static int send_op_status(int fd, uint16_t code, uint32_t status)
+{
+	uint8_t buf[USBIP_OP_COMMON_SIZE];
+	struct usbip_op_common op = { USBIP_VERSION, code, status };
+	usbip_op_common_encode(&op, buf, sizeof(buf));
+	struct iovec iov = { buf, sizeof(buf) };
+	return net_writev_full(fd, &iov, 1);
+}
+
+static void serve_devlist(struct server *srv, int fd)
+{
+	struct export_view *devs;
+	int n = export_table_snapshot(&srv->exports, &devs);
+	if (n < 0) {
+		send_op_status(fd, USBIP_OP_REP_DEVLIST, USBIP_ST_ERROR);
+		return;
+	}
+	uint8_t *reply;
+	int len = op_devlist_reply(devs, (size_t)n, &reply);
+	free(devs);
+	if (len < 0) {
+		send_op_status(fd, USBIP_OP_REP_DEVLIST, USBIP_ST_ERROR);
+		return;
+	}
+	struct iovec iov = { reply, (size_t)len };
+	net_writev_full(fd, &iov, 1);
+	free(reply);
+}
+
+static void serve_import(struct server *srv, int fd, const char *busid, const char *peer)
+{
+	struct session *s = session_new(srv->backend, fd, &srv->cfg.limits);
+	if (!s) {
+		send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_ERROR);
+		return;
+	}
+
+	struct bk_device_info info;
+	enum export_claim_result cr = export_table_claim(&srv->exports, busid, session_holder(s),
+							  &info);
+	if (cr != EXPORT_CLAIMED) {
+		log_info("%s: import of %s refused: %s", peer, busid,
+			 cr == EXPORT_BUSY ? "held by another client" : "no such device");
+		send_op_status(fd, USBIP_OP_REP_IMPORT,
+			       cr == EXPORT_BUSY ? USBIP_ST_DEV_BUSY : USBIP_ST_NODEV);
+		goto err_free;
+	}
+
+	int rc = session_open_device(s, &info);
+	if (rc < 0) {
+		log_warn("%s: import of %s failed: cannot open the device (%s)", peer, busid,
+			 linux_errno_name(rc));
+		send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_DEV_ERR);
+		goto err_release;
+	}
+
+	uint8_t reply[USBIP_OP_COMMON_SIZE + USBIP_DEVICE_RECORD_SIZE];
+	struct usbip_device_record rec;
+	op_device_record(&info, &rec);
+	int len = usbip_import_reply_encode(USBIP_ST_OK, &rec, reply, sizeof(reply));
+	struct iovec iov = { reply, len > 0 ? (size_t)len : 0 };
+	if (len < 0 || net_writev_full(fd, &iov, 1) < 0)
+		goto err_release;
+
+	log_info("%s: imported %s", peer, busid);
+	set_timeout(fd, SO_RCVTIMEO, 0);
+	set_timeout(fd, SO_SNDTIMEO, SEND_TIMEOUT_S);
+	session_run(s);
+
+err_release:
+	/* Close the device before offering it again. The holder is only
+	 * compared, never followed, once the session is gone. */
+	{
+		struct export_holder *holder = session_holder(s);
+		session_free(s);
+		s = NULL;
+		export_table_release(&srv->exports, busid, holder);
+	}
+err_free:
+	session_free(s);
+}
+
+/* One connection: one operation request, and a session after an import. */
+static void *connection_main(void *arg)
+{
+	struct connection *c = arg;
+	struct server *srv = c->srv;
+	int fd = c->fd;
+	char peer[64];
+	net_peer_name(fd, peer, sizeof(peer));
+	net_tune_stream(fd);
+	set_timeout(fd, SO_RCVTIMEO, OP_READ_TIMEOUT_S);
+
+	uint8_t req[USBIP_IMPORT_REQUEST_SIZE];
+	struct usbip_op_common op;
+	ssize_t r = net_read_full(fd, req, USBIP_OP_COMMON_SIZE);
+	int rc = r == USBIP_OP_COMMON_SIZE ? usbip_op_common_decode(req, USBIP_OP_COMMON_SIZE, &op)
+					   : USBIP_E_SHORT;
+	if (rc != USBIP_OK) {
+		log_warn("%s: bad operation request (%s)", peer,
+			 r == USBIP_OP_COMMON_SIZE ? usbip_codec_strerror(rc) : "cut short");
+	} else if (op.code == USBIP_OP_REQ_DEVLIST) {
+		serve_devlist(srv, fd);
+	} else if (op.code == USBIP_OP_REQ_IMPORT) {
+		char busid[USBIP_BUSID_SIZE];
+		r = net_read_full(fd, req + USBIP_OP_COMMON_SIZE, USBIP_BUSID_SIZE);
+		rc = r == USBIP_BUSID_SIZE ? usbip_import_request_decode(req, sizeof(req), busid)
+					   : USBIP_E_SHORT;
+		if (rc == USBIP_OK) {
+			serve_import(srv, fd, busid, peer);
+		} else {
+			log_warn("%s: bad import request (%s)", peer, usbip_codec_strerror(rc));
+			send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
+		}
+	} else {
+		log_warn("%s: unexpected operation 0x%04x", peer, op.code);
+	}
+
+	pthread_mutex_lock(&srv->lock);
+	close(fd);
+	c->fd = -1;
+	c->done = true;
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+/* Joins and frees finished connections. Caller holds srv->lock. */
+static void reap_connections(struct server *srv)
+{
+	struct connection **pp = &srv->conns;
+	while (*pp) {
+		struct connection *c = *pp;
+		if (c->done) {
+			*pp = c->next;
+			pthread_join(c->thread, NULL);
+			srv->n_conns--;
+			free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+static void accept_one(struct server *srv, int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		return;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+	pthread_mutex_lock(&srv->lock);
+	reap_connections(srv);
+	if (srv->n_conns >= srv->cfg.max_connections) {
+		pthread_mutex_unlock(&srv->lock);
+		log_warn("connection refused: %u connections already", srv->cfg.max_connections);
+		close(fd);
+		return;
+	}
+	struct connection *c = calloc(1, sizeof(*c));
+	if (c) {
+		c->srv = srv;
+		c->fd = fd;
+		if (pthread_create(&c->thread, NULL, connection_main, c) == 0) {
+			c->next = srv->conns;
+			srv->conns = c;
+			srv->n_conns++;
+			c = NULL;
+			fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	free(c);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void *listener_main(void *arg)
+{
+	struct server *srv = arg;
+	struct pollfd pfd[SERVER_MAX_LISTEN_FDS + 1];
+
+	for (;;) {
+		int n = 0;
+		pfd[n++] = (struct pollfd){ .fd = srv->wake[0], .events = POLLIN };
+		for (int i = 0; i < srv->n_listen; i++)
+			pfd[n++] = (struct pollfd){ .fd = srv->listen_fds[i], .events = POLLIN };
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("listener: poll failed: %s", strerror(errno));
+			break;
+		}
+		if (pfd[0].revents)
+			break;
+		for (int i = 1; i < n; i++)
+			if (pfd[i].revents & POLLIN)
+				accept_one(srv, pfd[i].fd);
+	}
+	return NULL;
+}
+
+int server_start(struct server *srv)
+{
+	struct bk_device_info *devs = NULL;
+	size_t count = 0;
+	int rc = srv->backend->ops->enumerate(srv->backend, &devs, &count);
+	if (rc < 0) {
+		log_error("cannot list USB devices: %s", linux_errno_name(rc));
+		return rc;
+	}
+	for (size_t i = 0; i < count; i++)
+		if (export_table_add(&srv->exports, &devs[i]))
+			log_info("exporting %s (%04x:%04x %s)", devs[i].busid, devs[i].idVendor,
+				 devs[i].idProduct, devs[i].product);
+	free(devs);
+
+	rc = net_listen(srv->cfg.host, srv->cfg.port, srv->listen_fds, SERVER_MAX_LISTEN_FDS);
+	if (rc < 0) {
+		log_error("cannot listen on %s port %s: %s",
+			  srv->cfg.host && *srv->cfg.host ? srv->cfg.host : "*", srv->cfg.port,
+			  strerror(-rc));
+		return rc;
+	}
+	srv->n_listen = rc;
+	if (pipe(srv->wake) < 0) {
+		rc = -errno;
+		goto err_close;
+	}
+
+	backend_set_hotplug(srv->backend, on_hotplug, srv);
+	rc = srv->backend->ops->start(srv->backend);
+	if (rc < 0)
+		goto err_close;
+	if (pthread_create(&srv->listener, NULL, listener_main, srv) != 0) {
+		rc = -ENOMEM;
+		goto err_stop_backend;
+	}
+	srv->started = true;
+	log_info("listening on port %d", server_port(srv));
+	return 0;
+
+err_stop_backend:
+	srv->backend->ops->stop(srv->backend);
+err_close:
+	for (int i = 0; i < srv->n_listen; i++)
+		close(srv->listen_fds[i]);
+	srv->n_listen = 0;
+	return rc;
+}
+
+void server_stop(struct server *srv)
+{
+	if (!srv->started)
+		return;
+	srv->started = false;
+	(void)!write(srv->wake[1], "x", 1);
+	pthread_join(srv->listener, NULL);
+	for (int i = 0; i < srv->n_listen; i++)
+		close(srv->listen_fds[i]);
+	srv->n_listen = 0;
+
+	/* End every connection: a reader blocked in recv wakes up with EOF. */
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = true;
+	for (struct connection *c = srv->conns; c; c = c->next)
+		if (c->fd >= 0)
+			shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&srv->lock);
+	for (;;) {
+		pthread_mutex_lock(&srv->lock);
+		struct connection *c = srv->conns;
+		if (c)
+			srv->conns = c->next;
+		pthread_mutex_unlock(&srv->lock);
+		if (!c)
+			break;
+		pthread_join(c->thread, NULL);
+		free(c);
+	}
+	srv->n_conns = 0;
+	srv->backend->ops->stop(srv->backend);
+}
+
+void server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	server_stop(srv);
+	if (srv->wake[0] >= 0) {
+		close(srv->wake[0]);
+		close(srv->wake[1]);
+	}
+	export_table_destroy(&srv->exports);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}

@@ -1,0 +1,46 @@
+/* The USB/IP server: listener, export table, one thread per connection.
+ *
+ * A connection first carries one operation request (OP_REQ_DEVLIST or
+ * OP_REQ_IMPORT); a successful import turns it into a session. All state
+ * lives in struct server, so tests can run several servers in one process. */
+#ifndef USBIP_NOTIFY_SERVER_SERVER_H
+#define USBIP_NOTIFY_SERVER_SERVER_H
+
+#include "backend/backend.h"
+#include "server/export_table.h"
+#include "server/session.h"
+
+#define SERVER_DEFAULT_PORT "3240"
+#define SERVER_MAX_LISTEN_FDS 8
+
+struct server_config {
+	const char *host;            /* NULL or "" = every address */
+	const char *port;            /* "0" picks a free port */
+	struct session_limits limits;
+	unsigned max_connections;    /* connections served at once */
+	export_filter_fn filter;     /* NULL = every device not on a vhci bus */
+	void *filter_ctx;
+};
+
+void server_config_defaults(struct server_config *cfg);
+
+struct server;
+
+/* Does not take ownership of the backend; it must outlive the server. */
+struct server *server_new(struct backend *b, const struct server_config *cfg);
+
+/* Lists the devices, starts the backend's event thread, binds and starts
+ * accepting. Returns 0 or a negative errno. */
+int server_start(struct server *srv);
+
+/* The TCP port actually bound (useful with port "0"). */
+int server_port(const struct server *srv);
+
+struct export_table *server_exports(struct server *srv);
+
+/* Stops accepting, ends every session (releasing its device), stops the
+ * backend's event thread. */
+void server_stop(struct server *srv);
+void server_free(struct server *srv);
+
+#endif

@@ -1,0 +1,908 @@
+/* Integration tests: the real server, the simulated backend and the
+ * userspace test client, over loopback.
+ *
+ * Every test gets a fresh sim backend with two gadget-zero devices (1-1 and
+ * 1-2) and a server on 127.0.0.1 with a free port, and checks at the end
+ * that nothing stayed in flight or claimed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/sim.h"
+#include "proto/bytes.h"
+#include "server/server.h"
+#include "usbip_client.h"
+
+#define TIMEOUT_MS 3000
+#define ZERO_VID 0x0525
+#define ZERO_PID 0xa4a0
+
+struct fixture {
+	struct backend *sim;
+	struct server *srv;
+	char port[8];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	f->sim = sim_backend_new("zero,zero");
+	assert_non_null(f->sim);
+	struct server_config cfg;
+	server_config_defaults(&cfg);
+	cfg.host = "127.0.0.1";
+	cfg.port = "0";
+	f->srv = server_new(f->sim, &cfg);
+	assert_non_null(f->srv);
+	assert_int_equal(server_start(f->srv), 0);
+	snprintf(f->port, sizeof(f->port), "%d", server_port(f->srv));
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	server_free(f->srv);
+	/* Nothing lost, nothing leaked: every transfer completed, every
+	 * interface released. */
+	assert_int_equal(sim_pending_transfers(f->sim), 0);
+	assert_int_equal(sim_claimed_interfaces(f->sim), 0);
+	f->sim->ops->destroy(f->sim);
+	free(f);
+	return 0;
+}
+
+static struct uc_conn *connect_to(struct fixture *f)
+{
+	struct uc_conn *c = NULL;
+	assert_int_equal(uc_connect("127.0.0.1", f->port, TIMEOUT_MS, &c), 0);
+	return c;
+}
+
+static struct uc_conn *import_dev(struct fixture *f, const char *busid)
+{
+	struct uc_conn *c = connect_to(f);
+	uint32_t st = 99;
+	struct usbip_device_record rec;
+	int rc = uc_import(c, busid, &st, &rec);
+	if (rc != 0)
+		fail_msg("import %s: %s (status %u, %s)", busid, uc_strerror(rc), st,
+			 uc_last_error(c));
+	assert_string_equal(rec.busid, busid);
+	return c;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Submits one URB and waits for its RET_SUBMIT. */
+static void do_urb(struct uc_conn *c, struct uc_urb *u, struct uc_reply *r)
+{
+	u->devid = uc_devid(c);
+	int rc = uc_submit(c, u);
+	if (rc != 0)
+		fail_msg("submit: %s (%s)", uc_strerror(rc), uc_last_error(c));
+	rc = uc_recv(c, r, TIMEOUT_MS);
+	if (rc != 0)
+		fail_msg("recv: %s (%s)", uc_strerror(rc), uc_last_error(c));
+	assert_int_equal(r->command, USBIP_RET_SUBMIT);
+	assert_int_equal(r->seqnum, u->seqnum);
+}
+
+static void setup_packet(uint8_t s[8], uint8_t type, uint8_t req, uint16_t value,
+			 uint16_t index, uint16_t length)
+{
+	s[0] = type;
+	s[1] = req;
+	put_le16(s + 2, value);
+	put_le16(s + 4, index);
+	put_le16(s + 6, length);
+}
+
+static void control(struct uc_conn *c, uint32_t seq, uint8_t type, uint8_t req, uint16_t value,
+		    uint16_t index, uint16_t length, const uint8_t *out, struct uc_reply *r)
+{
+	struct uc_urb u = {
+		.seqnum = seq,
+		.direction = (type & 0x80) ? USBIP_DIR_IN : USBIP_DIR_OUT,
+		.ep = 0,
+		.buffer_length = length,
+		.out_data = out,
+	};
+	setup_packet(u.setup, type, req, value, index, length);
+	do_urb(c, &u, r);
+}
+
+static void bulk(struct uc_conn *c, uint32_t seq, uint32_t dir, uint32_t ep, uint32_t len,
+		 uint32_t flags, const uint8_t *out, struct uc_reply *r)
+{
+	struct uc_urb u = {
+		.seqnum = seq,
+		.direction = dir,
+		.ep = ep,
+		.buffer_length = len,
+		.transfer_flags = flags | (dir == USBIP_DIR_IN ? USBIP_URB_DIR_IN : 0),
+		.out_data = out,
+	};
+	do_urb(c, &u, r);
+}
+
+/* ---- Operations -------------------------------------------------------- */
+
+struct seen {
+	int count;
+	struct usbip_device_record dev[4];
+	struct usbip_interface_record ifc[4][USBIP_MAX_INTERFACES];
+};
+
+static int collect(void *ctx, const struct usbip_device_record *dev,
+		   const struct usbip_interface_record *ifaces)
+{
+	struct seen *s = ctx;
+	if (s->count >= 4)
+		return -1;
+	s->dev[s->count] = *dev;
+	memcpy(s->ifc[s->count], ifaces, dev->bNumInterfaces * sizeof(*ifaces));
+	s->count++;
+	return 0;
+}
+
+static void test_devlist_fields(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = connect_to(f);
+	struct seen s = { 0 };
+	assert_int_equal(uc_devlist(c, collect, &s), 0);
+	uc_close(c);
+
+	assert_int_equal(s.count, 2);
+	for (int i = 0; i < 2; i++) {
+		const struct usbip_device_record *d = &s.dev[i];
+		char busid[8];
+		snprintf(busid, sizeof(busid), "1-%d", i + 1);
+		assert_string_equal(d->busid, busid);
+		assert_true(strstr(d->path, busid) != NULL);
+		assert_int_equal(d->busnum, 1);
+		assert_true(d->devnum > 0);
+		assert_int_equal(d->speed, USBIP_SPEED_HIGH);
+		assert_int_equal(d->idVendor, ZERO_VID);
+		assert_int_equal(d->idProduct, ZERO_PID);
+		assert_int_equal(d->bConfigurationValue, 1);
+		assert_int_equal(d->bNumConfigurations, 1);
+		assert_int_equal(d->bNumInterfaces, 4);
+		for (int j = 0; j < 4; j++)
+			assert_int_equal(s.ifc[i][j].bInterfaceClass, 0xff);
+	}
+	assert_int_not_equal(s.dev[0].devnum, s.dev[1].devnum);
+}
+
+static void test_import_unknown_and_busy(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t st = 0;
+
+	struct uc_conn *c = connect_to(f);
+	assert_int_equal(uc_import(c, "9-9", &st, NULL), UC_E_STATUS);
+	assert_int_equal(st, USBIP_ST_NODEV);
+	uc_close(c);
+
+	struct uc_conn *holder = import_dev(f, "1-1");
+	c = connect_to(f);
+	assert_int_equal(uc_import(c, "1-1", &st, NULL), UC_E_STATUS);
+	assert_int_equal(st, USBIP_ST_DEV_BUSY);
+	uc_close(c);
+
+	/* The other device is still free. */
+	c = import_dev(f, "1-2");
+	uc_close(c);
+	uc_close(holder);
+}
+
+static void test_import_record_matches_devlist(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = connect_to(f);
+	struct seen s = { 0 };
+	assert_int_equal(uc_devlist(c, collect, &s), 0);
+	uc_close(c);
+
+	c = connect_to(f);
+	struct usbip_device_record rec;
+	uint32_t st = 99;
+	assert_int_equal(uc_import(c, "1-2", &st, &rec), 0);
+	assert_int_equal(st, USBIP_ST_OK);
+	assert_memory_equal(&rec, &s.dev[1], sizeof(rec));
+	assert_int_equal(uc_devid(c), (1u << 16) | rec.devnum);
+	uc_close(c);
+}
+
+/* ---- Control ----------------------------------------------------------- */
+
+static void test_control_get_descriptor(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+
+	control(c, 1, 0x80, 6, 0x0100, 0, 18, NULL, &r); /* GET_DESCRIPTOR(DEVICE) */
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, 18);
+	assert_int_equal(r.data[0], 18);
+	assert_int_equal(r.data[1], 1);
+	assert_int_equal(get_le16(r.data + 8), ZERO_VID);
+	assert_int_equal(get_le16(r.data + 10), ZERO_PID);
+	uc_reply_free(&r);
+
+	/* Asking for more than there is gives the short answer. */
+	control(c, 2, 0x80, 6, 0x0200, 0, 4096, NULL, &r); /* GET_DESCRIPTOR(CONFIG) */
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.data[1], 2);
+	assert_int_equal(r.actual_length, get_le16(r.data + 2));
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+static void test_control_vendor_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+	uint8_t msg[100];
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 7 + 3);
+
+	control(c, 1, 0x40, 0x5b, 0, 0, sizeof(msg), msg, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, sizeof(msg));
+	assert_null(r.data);
+	uc_reply_free(&r);
+
+	control(c, 2, 0xc0, 0x5c, 0, 0, sizeof(msg), NULL, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, sizeof(msg));
+	assert_memory_equal(r.data, msg, sizeof(msg));
+	uc_reply_free(&r);
+
+	/* An unknown request stalls: a status, not a disconnect. */
+	control(c, 3, 0xc0, 0x77, 0, 0, 8, NULL, &r);
+	assert_int_equal(r.status, -LNX_EPIPE);
+	uc_reply_free(&r);
+	control(c, 4, 0x80, 6, 0x0100, 0, 18, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+/* ---- Bulk and interrupt ------------------------------------------------ */
+
+static void test_bulk_in_sizes(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	static const uint32_t sizes[] = { 0, 1, 63, 512, 513, 4096, 65536, 1024 * 1024 };
+	uint32_t seq = 1;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct uc_reply r;
+		bulk(c, seq++, USBIP_DIR_IN, 1, sizes[i], 0, NULL, &r);
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.actual_length, sizes[i]);
+		for (uint32_t j = 0; j < sizes[i]; j++)
+			if (r.data[j] != j % 63)
+				fail_msg("size %u: byte %u is %u", sizes[i], j, r.data[j]);
+		uc_reply_free(&r);
+	}
+	uc_close(c);
+}
+
+static void test_bulk_out_sizes(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	static const uint32_t sizes[] = { 0, 1, 512, 4097, 262144 };
+	uint8_t *buf = calloc(1, 262144);
+	assert_non_null(buf);
+	uint32_t seq = 1;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct uc_reply r;
+		bulk(c, seq++, USBIP_DIR_OUT, 1, sizes[i], USBIP_URB_ZERO_PACKET, buf, &r);
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.actual_length, sizes[i]);
+		assert_null(r.data);
+		uc_reply_free(&r);
+	}
+	free(buf);
+	uc_close(c);
+}
+
+static void test_loopback_short_packets(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+	uint8_t msg[100];
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(255 - i);
+
+	bulk(c, 1, USBIP_DIR_OUT, 2, sizeof(msg), 0, msg, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+
+	/* A short read is a success with fewer bytes... */
+	bulk(c, 2, USBIP_DIR_IN, 2, 512, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, sizeof(msg));
+	assert_memory_equal(r.data, msg, sizeof(msg));
+	uc_reply_free(&r);
+
+	/* ...unless the client said short-not-ok. */
+	bulk(c, 3, USBIP_DIR_OUT, 2, 10, 0, msg, &r);
+	uc_reply_free(&r);
+	bulk(c, 4, USBIP_DIR_IN, 2, 512, USBIP_URB_SHORT_NOT_OK, NULL, &r);
+	assert_int_equal(r.status, -LNX_EREMOTEIO);
+	assert_int_equal(r.actual_length, 10);
+	assert_memory_equal(r.data, msg, 10);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+static void test_interrupt(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+	uint8_t out[64] = { 1, 2, 3 };
+
+	bulk(c, 1, USBIP_DIR_IN, 3, 64, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, 64);
+	assert_int_equal(r.data[62], 62);
+	uc_reply_free(&r);
+
+	bulk(c, 2, USBIP_DIR_OUT, 3, sizeof(out), 0, out, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, sizeof(out));
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+/* ---- Isochronous ------------------------------------------------------- */
+
+static void set_interface(struct uc_conn *c, uint32_t seq, uint16_t ifnum, uint16_t alt)
+{
+	struct uc_reply r;
+	control(c, seq, 0x01, 11, alt, ifnum, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+}
+
+static void test_iso_in(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	set_interface(c, 1, 1, 1);
+
+	/* Three packets, deliberately not back to back in the client's buffer. */
+	struct usbip_iso_desc iso[3] = {
+		{ .offset = 0, .length = 1024 },
+		{ .offset = 1100, .length = 1024 },
+		{ .offset = 2200, .length = 1024 },
+	};
+	struct uc_urb u = {
+		.seqnum = 2,
+		.direction = USBIP_DIR_IN,
+		.ep = 4,
+		.buffer_length = 3300,
+		.number_of_packets = 3,
+		.transfer_flags = USBIP_URB_ISO_ASAP | USBIP_URB_DIR_IN,
+		.iso = iso,
+	};
+	struct uc_reply r;
+	do_urb(c, &u, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.iso_count, 3);
+	uint32_t sum = 0;
+	for (uint32_t i = 0; i < 3; i++) {
+		uint32_t want = 1024 - 8 * (i % 4);
+		assert_int_equal(r.iso[i].offset, iso[i].offset);
+		assert_int_equal(r.iso[i].length, 1024);
+		assert_int_equal(r.iso[i].actual_length, want);
+		assert_int_equal(r.iso[i].status, 0);
+		for (uint32_t j = 0; j < want; j++)
+			if (r.data[iso[i].offset + j] != i)
+				fail_msg("packet %u byte %u is %u", i, j, r.data[iso[i].offset + j]);
+		sum += want;
+	}
+	/* The wire carried the compacted bytes: actual_length is their sum. */
+	assert_int_equal(r.actual_length, sum);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+static void test_iso_out(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	set_interface(c, 1, 1, 1);
+
+	uint8_t buf[3000] = { 0 };
+	struct usbip_iso_desc iso[3] = {
+		{ .offset = 0, .length = 1000 },
+		{ .offset = 1000, .length = 1000 },
+		{ .offset = 2000, .length = 1000 },
+	};
+	struct uc_urb u = {
+		.seqnum = 2,
+		.direction = USBIP_DIR_OUT,
+		.ep = 4,
+		.buffer_length = sizeof(buf),
+		.number_of_packets = 3,
+		.transfer_flags = USBIP_URB_ISO_ASAP,
+		.out_data = buf,
+		.iso = iso,
+	};
+	struct uc_reply r;
+	do_urb(c, &u, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, 3000);
+	assert_int_equal(r.iso_count, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(r.iso[i].actual_length, 1000);
+	uc_reply_free(&r);
+
+	/* Back at alt 0 the iso endpoints are gone: a status, no disconnect. */
+	set_interface(c, 3, 1, 0);
+	u.seqnum = 4;
+	do_urb(c, &u, &r);
+	assert_true(r.status < 0);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+/* ---- Stall, claims ----------------------------------------------------- */
+
+static void test_stall_then_clear_halt(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+
+	assert_int_equal(sim_set_stall(f->sim, "1-1", 0x81, true), 0);
+	bulk(c, 1, USBIP_DIR_IN, 1, 64, 0, NULL, &r);
+	assert_int_equal(r.status, -LNX_EPIPE);
+	uc_reply_free(&r);
+
+	/* Still stalled until the client clears the halt. */
+	bulk(c, 2, USBIP_DIR_IN, 1, 64, 0, NULL, &r);
+	assert_int_equal(r.status, -LNX_EPIPE);
+	uc_reply_free(&r);
+
+	control(c, 3, 0x02, 1, 0, 0x81, 0, NULL, &r); /* CLEAR_FEATURE(ENDPOINT_HALT) */
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+
+	bulk(c, 4, USBIP_DIR_IN, 1, 64, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, 64);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+static void test_unclaimable_interface_eperm(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(sim_lock_interface(f->sim, "1-1", 3, true), 0);
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+
+	bulk(c, 1, USBIP_DIR_IN, 5, 64, 0, NULL, &r); /* 0x85 on the locked interface */
+	assert_int_equal(r.status, -LNX_EPERM);
+	uc_reply_free(&r);
+
+	/* The rest of the device keeps working. */
+	bulk(c, 2, USBIP_DIR_IN, 1, 64, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	control(c, 3, 0x80, 6, 0x0100, 0, 18, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+static void test_set_configuration(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+
+	control(c, 1, 0x00, 9, 1, 0, 0, NULL, &r); /* SET_CONFIGURATION(1) */
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	bulk(c, 2, USBIP_DIR_IN, 1, 16, 0, NULL, &r); /* interfaces claimed again */
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	control(c, 3, 0x00, 9, 7, 0, 0, NULL, &r); /* no such configuration */
+	assert_true(r.status < 0);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+/* ---- Unlink ------------------------------------------------------------ */
+
+static void test_unlink_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_urb u = {
+		.seqnum = 10,
+		.devid = uc_devid(c),
+		.direction = USBIP_DIR_IN,
+		.ep = 2, /* loopback IN pends while the FIFO is empty */
+		.buffer_length = 512,
+	};
+	assert_int_equal(uc_submit(c, &u), 0);
+	struct uc_reply r;
+	assert_int_equal(uc_recv(c, &r, 200), UC_E_TIMEOUT); /* really pending */
+
+	assert_int_equal(uc_unlink(c, 11, 10), 0);
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+	assert_int_equal(r.command, USBIP_RET_UNLINK);
+	assert_int_equal(r.seqnum, 11);
+	assert_int_equal(r.status, -LNX_ECONNRESET);
+	assert_true(r.victim_was_pending);
+	uc_reply_free(&r);
+
+	/* No RET_SUBMIT may follow for the unlinked URB: the client would read
+	 * one as a protocol error. Prove the stream is still clean. */
+	assert_int_equal(uc_recv(c, &r, 300), UC_E_TIMEOUT);
+	uint8_t msg[5] = { 9, 8, 7, 6, 5 };
+	bulk(c, 12, USBIP_DIR_OUT, 2, 5, 0, msg, &r);
+	uc_reply_free(&r);
+	bulk(c, 13, USBIP_DIR_IN, 2, 512, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, 5);
+	assert_memory_equal(r.data, msg, 5);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+static void test_unlink_completed_and_unknown(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+
+	bulk(c, 1, USBIP_DIR_IN, 1, 64, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+
+	assert_int_equal(uc_unlink(c, 2, 1), 0); /* already completed */
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+	assert_int_equal(r.command, USBIP_RET_UNLINK);
+	assert_int_equal(r.seqnum, 2);
+	assert_int_equal(r.status, 0);
+	assert_false(r.victim_was_pending);
+	uc_reply_free(&r);
+
+	assert_int_equal(uc_unlink(c, 3, 4242), 0); /* never existed */
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+	assert_int_equal(r.command, USBIP_RET_UNLINK);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	assert_int_equal(uc_recv(c, &r, 300), UC_E_TIMEOUT);
+	uc_close(c);
+}
+
+/* ---- Many in flight ---------------------------------------------------- */
+
+static void test_512_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 512 };
+	/* Completions wait, so all 512 must be in the backend at once. */
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 400), 0);
+	struct uc_conn *c = import_dev(f, "1-1");
+
+	for (uint32_t i = 0; i < N; i++) {
+		struct uc_urb u = {
+			.seqnum = 1000 + i,
+			.devid = uc_devid(c),
+			.direction = USBIP_DIR_IN,
+			.ep = 1,
+			.buffer_length = 64 + i,
+		};
+		assert_int_equal(uc_submit(c, &u), 0);
+	}
+	int max_pending = 0;
+	for (int tries = 0; tries < 300 && max_pending < N; tries++) {
+		int p = sim_pending_transfers(f->sim);
+		if (p > max_pending)
+			max_pending = p;
+		sleep_ms(1);
+	}
+	assert_int_equal(max_pending, N);
+
+	static bool seen[N];
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < N; i++) {
+		struct uc_reply r;
+		assert_int_equal(uc_recv(c, &r, 5000), 0);
+		uint32_t k = r.seqnum - 1000;
+		assert_true(k < N);
+		assert_false(seen[k]);
+		seen[k] = true;
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.actual_length, 64 + k);
+		assert_int_equal(r.data[63], 63 % 63);
+		uc_reply_free(&r);
+	}
+	assert_int_equal(uc_outstanding(c), 0);
+	uc_close(c);
+}
+
+/* ---- Client and device going away -------------------------------------- */
+
+/* Imports busid as soon as the server has released it from an earlier
+ * session, failing if that takes longer than within_ms. */
+static struct uc_conn *import_when_free(struct fixture *f, const char *busid, int within_ms)
+{
+	for (int waited = 0; waited <= within_ms; waited += 20) {
+		struct uc_conn *c = connect_to(f);
+		uint32_t st = 0;
+		if (uc_import(c, busid, &st, NULL) == 0)
+			return c;
+		uc_close(c);
+		assert_int_equal(st, USBIP_ST_DEV_BUSY);
+		sleep_ms(20);
+	}
+	fail_msg("%s not importable within %d ms", busid, within_ms);
+	return NULL;
+}
+
+static void wait_importable(struct fixture *f, const char *busid, int within_ms)
+{
+	uc_close(import_when_free(f, busid, within_ms));
+}
+
+static void test_client_killed_mid_transfer(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	for (uint32_t i = 0; i < 8; i++) {
+		struct uc_urb u = {
+			.seqnum = i + 1,
+			.devid = uc_devid(c),
+			.direction = USBIP_DIR_IN,
+			.ep = 2, /* pending */
+			.buffer_length = 512,
+		};
+		assert_int_equal(uc_submit(c, &u), 0);
+	}
+	sleep_ms(50);
+	assert_int_equal(sim_pending_transfers(f->sim), 8);
+
+	/* A killed process: the kernel resets the connection. */
+	struct linger lg = { 1, 0 };
+	setsockopt(uc_fd(c), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	uc_close(c);
+
+	wait_importable(f, "1-1", 1000);
+	assert_int_equal(sim_pending_transfers(f->sim), 0);
+}
+
+static void test_device_vanishes_mid_transfer(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_conn *other = import_dev(f, "1-2");
+	struct uc_urb u = {
+		.seqnum = 1,
+		.devid = uc_devid(c),
+		.direction = USBIP_DIR_IN,
+		.ep = 2,
+		.buffer_length = 512,
+	};
+	assert_int_equal(uc_submit(c, &u), 0);
+	sleep_ms(50);
+	assert_int_equal(sim_unplug(f->sim, "1-1"), 0);
+
+	/* The in-flight URB fails, then the session closes. */
+	struct uc_reply r;
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+	assert_int_equal(r.seqnum, 1);
+	assert_true(r.status == -LNX_ESHUTDOWN || r.status == -LNX_ENODEV);
+	uc_reply_free(&r);
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), UC_E_CLOSED);
+	uc_close(c);
+
+	/* The server serves the other device as before... */
+	bulk(other, 7, USBIP_DIR_IN, 1, 32, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	uc_close(other);
+
+	/* ...and no longer lists the one that left, until it comes back. */
+	struct seen s = { 0 };
+	c = connect_to(f);
+	assert_int_equal(uc_devlist(c, collect, &s), 0);
+	uc_close(c);
+	assert_int_equal(s.count, 1);
+	assert_string_equal(s.dev[0].busid, "1-2");
+
+	assert_int_equal(sim_plug(f->sim, "1-1"), 0);
+	for (int i = 0; i < 100; i++) {
+		memset(&s, 0, sizeof(s));
+		c = connect_to(f);
+		assert_int_equal(uc_devlist(c, collect, &s), 0);
+		uc_close(c);
+		if (s.count == 2)
+			break;
+		sleep_ms(20);
+	}
+	assert_int_equal(s.count, 2);
+	c = import_dev(f, "1-1");
+	uc_close(c);
+}
+
+/* ---- Malformed input --------------------------------------------------- */
+
+struct bad_case {
+	const char *name;
+	uint32_t command, devid_xor, direction, ep, length, npackets;
+	bool truncate; /* send half a header, then close our side */
+};
+
+static void send_bad(struct uc_conn *c, const struct bad_case *b)
+{
+	uint8_t raw[USBIP_HEADER_SIZE] = { 0 };
+	put_be32(raw + 0, b->command);
+	put_be32(raw + 4, 77);
+	put_be32(raw + 8, uc_devid(c) ^ b->devid_xor);
+	put_be32(raw + 12, b->direction);
+	put_be32(raw + 16, b->ep);
+	put_be32(raw + 24, b->length);
+	put_be32(raw + 32, b->npackets);
+	if (b->truncate) {
+		assert_int_equal(uc_send_raw(c, raw, 20), 0);
+		shutdown(uc_fd(c), SHUT_WR);
+	} else {
+		assert_int_equal(uc_send_raw(c, raw, sizeof(raw)), 0);
+	}
+}
+
+static void test_malformed_ends_only_that_session(void **state)
+{
+	struct fixture *f = *state;
+	static const struct bad_case cases[] = {
+		{ "unknown command", 9, 0, 0, 1, 0, 0, false },
+		{ "reply sent by client", USBIP_RET_SUBMIT, 0, 0, 1, 0, 0, false },
+		{ "wrong devid", USBIP_CMD_SUBMIT, 0x5, 1, 1, 64, 0, false },
+		{ "direction 7", USBIP_CMD_SUBMIT, 0, 7, 1, 64, 0, false },
+		{ "endpoint 16", USBIP_CMD_SUBMIT, 0, 1, 16, 64, 0, false },
+		{ "absurd length", USBIP_CMD_SUBMIT, 0, 0, 1, 0x7fffffff, 0, false },
+		{ "negative length", USBIP_CMD_SUBMIT, 0, 1, 1, 0xfffffff0, 0, false },
+		{ "too many iso packets", USBIP_CMD_SUBMIT, 0, 1, 4, 1024, 100000, false },
+		{ "half a header", USBIP_CMD_SUBMIT, 0, 1, 1, 64, 0, true },
+	};
+	struct uc_conn *bystander = import_dev(f, "1-2");
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* The device must be free again after each broken session. */
+		struct uc_conn *c = import_when_free(f, "1-1", 1000);
+		send_bad(c, &cases[i]);
+		struct uc_reply r;
+		int rc = uc_recv(c, &r, TIMEOUT_MS);
+		if (rc != UC_E_CLOSED)
+			fail_msg("%s: session not closed (%s)", cases[i].name, uc_strerror(rc));
+		uc_close(c);
+
+		/* The other session is unharmed. */
+		bulk(bystander, (uint32_t)i + 1, USBIP_DIR_IN, 1, 8, 0, NULL, &r);
+		assert_int_equal(r.status, 0);
+		uc_reply_free(&r);
+	}
+	uc_close(bystander);
+}
+
+static void test_malformed_op_request(void **state)
+{
+	struct fixture *f = *state;
+	/* A wrong version, then an unknown op code: each gets the connection
+	 * closed, and the server keeps answering. */
+	static const uint8_t bad[][8] = {
+		{ 0x01, 0x06, 0x80, 0x05, 0, 0, 0, 0 },
+		{ 0x01, 0x11, 0x80, 0x99, 0, 0, 0, 0 },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct uc_conn *c = connect_to(f);
+		assert_int_equal(uc_send_raw(c, bad[i], 8), 0);
+		struct pollfd pfd = { .fd = uc_fd(c), .events = POLLIN };
+		assert_int_equal(poll(&pfd, 1, TIMEOUT_MS), 1);
+		uint8_t b;
+		assert_int_equal(recv(uc_fd(c), &b, 1, 0), 0); /* closed, nothing sent */
+		uc_close(c);
+	}
+	struct uc_conn *c = connect_to(f);
+	struct seen s = { 0 };
+	assert_int_equal(uc_devlist(c, collect, &s), 0);
+	assert_int_equal(s.count, 2);
+	uc_close(c);
+}
+
+/* ---- The stock Linux tool ---------------------------------------------- */
+
+static void test_stock_usbip_list(void **state)
+{
+	struct fixture *f = *state;
+	if (access("/usr/sbin/usbip", X_OK) != 0)
+		fail_msg("the stock usbip tool (Debian package usbip) is not installed");
+
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "/usr/sbin/usbip --tcp-port %s list -r 127.0.0.1 2>&1", f->port);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	char out[8192];
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	int status = pclose(p);
+	if (status != 0)
+		fail_msg("usbip list failed (%d):\n%s", status, out);
+
+	/* One entry per device with its ids, and its four interfaces. */
+	const char *d1 = strstr(out, "1-1:");
+	const char *d2 = strstr(out, "1-2:");
+	if (!d1 || !d2 || !strstr(out, "(0525:a4a0)"))
+		fail_msg("devices missing from usbip list:\n%s", out);
+	for (int i = 0; i < 4; i++) {
+		char line[16];
+		snprintf(line, sizeof(line), ":  %d - ", i);
+		if (!strstr(d1, line))
+			fail_msg("interface %d missing:\n%s", i, out);
+	}
+	assert_non_null(strstr(out, "/sys/devices/sim/usb1/1-1"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_devlist_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import_unknown_and_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import_record_matches_devlist, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_get_descriptor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_vendor_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_in_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_out_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loopback_short_packets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iso_in, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iso_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stall_then_clear_halt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unclaimable_interface_eperm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_configuration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unlink_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unlink_completed_and_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_512_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_killed_mid_transfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_vanishes_mid_transfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_ends_only_that_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_op_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stock_usbip_list, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("server_sim", tests, NULL, NULL);
+}
