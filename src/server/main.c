@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/libusb_backend.h"
 #include "backend/sim.h"
 #include "common/log.h"
 #include "server/server.h"
@@ -23,28 +24,38 @@ static void usage(FILE *out)
 		"\n"
 		"  -a, --listen ADDR     address to listen on (default: every address)\n"
 		"  -p, --port PORT       USB/IP TCP port (default 3240)\n"
+		"      --libusb          export this machine's USB devices (the default)\n"
 		"      --sim SPEC        export simulated devices instead of real ones,\n"
 		"                        e.g. --sim zero or --sim zero,zero\n"
+		"      --include-vhci    also export devices on vhci_hcd buses (imported\n"
+		"                        copies; off by default so a server never offers\n"
+		"                        a device back to where it came from)\n"
+		"      --rescan-ms N     device rescan period, 0 = hotplug events only\n"
+		"                        (default %u)\n"
 		"      --max-urbs N      URBs in flight per session (default %u)\n"
 		"  -l, --log-level LVL   error, warn, info (default) or debug\n"
 		"  -v, --verbose         same as --log-level debug\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n",
-		SESSION_DEFAULT_MAX_URBS);
+		LIBUSB_BACKEND_DEFAULT_RESCAN_MS, SESSION_DEFAULT_MAX_URBS);
 }
 
 struct options {
 	struct server_config server;
+	struct libusb_backend_options libusb;
 	const char *sim;
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SIM = 256, OPT_MAX_URBS };
+	enum { OPT_SIM = 256, OPT_LIBUSB, OPT_INCLUDE_VHCI, OPT_RESCAN_MS, OPT_MAX_URBS };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "sim", required_argument, NULL, OPT_SIM },
+		{ "libusb", no_argument, NULL, OPT_LIBUSB },
+		{ "include-vhci", no_argument, NULL, OPT_INCLUDE_VHCI },
+		{ "rescan-ms", required_argument, NULL, OPT_RESCAN_MS },
 		{ "max-urbs", required_argument, NULL, OPT_MAX_URBS },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -71,6 +82,20 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_SIM:
 			o->sim = optarg;
+			break;
+		case OPT_LIBUSB:
+			o->sim = NULL;
+			break;
+		case OPT_INCLUDE_VHCI:
+			o->libusb.include_vhci = true;
+			break;
+		case OPT_RESCAN_MS:
+			n = strtoul(optarg, &end, 10);
+			if (*end || n > 3600000) {
+				fprintf(stderr, "bad --rescan-ms: %s\n", optarg);
+				return 2;
+			}
+			o->libusb.rescan_interval_ms = (unsigned)n;
 			break;
 		case OPT_MAX_URBS:
 			n = strtoul(optarg, &end, 10);
@@ -109,10 +134,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+static bool export_everything(void *ctx, const struct bk_device_info *info)
+{
+	(void)ctx;
+	(void)info;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	server_config_defaults(&o.server);
+	libusb_backend_options_init(&o.libusb);
 	int rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
@@ -125,9 +158,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	} else {
-		fprintf(stderr, "real devices need the libusb backend (not built yet); use --sim zero\n");
-		return 2;
+		b = libusb_backend_new(&o.libusb);
+		if (!b) {
+			fprintf(stderr, "cannot initialise libusb\n");
+			return 1;
+		}
 	}
+	/* Devices on vhci buses are hidden by the backend unless asked for. */
+	if (o.libusb.include_vhci)
+		o.server.filter = export_everything;
 
 	/* Block the stop signals in every thread; the main thread waits for them. */
 	sigset_t stop;

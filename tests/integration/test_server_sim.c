@@ -30,10 +30,11 @@
 struct fixture {
 	struct backend *sim;
 	struct server *srv;
+	const char *host;
 	char port[8];
 };
 
-static int setup(void **state)
+static int start_fixture(void **state, const char *host, unsigned max_urbs)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
@@ -41,14 +42,34 @@ static int setup(void **state)
 	assert_non_null(f->sim);
 	struct server_config cfg;
 	server_config_defaults(&cfg);
-	cfg.host = "127.0.0.1";
+	cfg.host = host;
 	cfg.port = "0";
+	if (max_urbs)
+		cfg.limits.max_urbs = max_urbs;
+	f->host = host;
 	f->srv = server_new(f->sim, &cfg);
 	assert_non_null(f->srv);
 	assert_int_equal(server_start(f->srv), 0);
 	snprintf(f->port, sizeof(f->port), "%d", server_port(f->srv));
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return start_fixture(state, "127.0.0.1", 0);
+}
+
+static int setup_ipv6(void **state)
+{
+	return start_fixture(state, "::1", 0);
+}
+
+enum { SMALL_BUDGET = 8 };
+
+static int setup_small_budget(void **state)
+{
+	return start_fixture(state, "127.0.0.1", SMALL_BUDGET);
 }
 
 static int teardown(void **state)
@@ -67,7 +88,7 @@ static int teardown(void **state)
 static struct uc_conn *connect_to(struct fixture *f)
 {
 	struct uc_conn *c = NULL;
-	assert_int_equal(uc_connect("127.0.0.1", f->port, TIMEOUT_MS, &c), 0);
+	assert_int_equal(uc_connect(f->host, f->port, TIMEOUT_MS, &c), 0);
 	return c;
 }
 
@@ -384,7 +405,7 @@ static void test_interrupt(void **state)
 
 /* ---- Isochronous ------------------------------------------------------- */
 
-static void set_interface(struct uc_conn *c, uint32_t seq, uint16_t ifnum, uint16_t alt)
+static void set_interface_ok(struct uc_conn *c, uint32_t seq, uint16_t ifnum, uint16_t alt)
 {
 	struct uc_reply r;
 	control(c, seq, 0x01, 11, alt, ifnum, 0, NULL, &r);
@@ -396,7 +417,7 @@ static void test_iso_in(void **state)
 {
 	struct fixture *f = *state;
 	struct uc_conn *c = import_dev(f, "1-1");
-	set_interface(c, 1, 1, 1);
+	set_interface_ok(c, 1, 1, 1);
 
 	/* Three packets, deliberately not back to back in the client's buffer. */
 	struct usbip_iso_desc iso[3] = {
@@ -439,7 +460,7 @@ static void test_iso_out(void **state)
 {
 	struct fixture *f = *state;
 	struct uc_conn *c = import_dev(f, "1-1");
-	set_interface(c, 1, 1, 1);
+	set_interface_ok(c, 1, 1, 1);
 
 	uint8_t buf[3000] = { 0 };
 	struct usbip_iso_desc iso[3] = {
@@ -467,7 +488,7 @@ static void test_iso_out(void **state)
 	uc_reply_free(&r);
 
 	/* Back at alt 0 the iso endpoints are gone: a status, no disconnect. */
-	set_interface(c, 3, 1, 0);
+	set_interface_ok(c, 3, 1, 0);
 	u.seqnum = 4;
 	do_urb(c, &u, &r);
 	assert_true(r.status < 0);
@@ -653,6 +674,77 @@ static void test_512_in_flight(void **state)
 		uc_reply_free(&r);
 	}
 	assert_int_equal(uc_outstanding(c), 0);
+	uc_close(c);
+}
+
+static void test_budget_back_pressure(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 64 };
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 20), 0);
+	struct uc_conn *c = import_dev(f, "1-1");
+
+	/* The client sends far more than the session's budget; the server
+	 * stops reading instead of queueing without bound. */
+	for (uint32_t i = 0; i < N; i++) {
+		struct uc_urb u = {
+			.seqnum = i + 1,
+			.devid = uc_devid(c),
+			.direction = USBIP_DIR_IN,
+			.ep = 1,
+			.buffer_length = 128,
+		};
+		assert_int_equal(uc_submit(c, &u), 0);
+	}
+	int max_pending = 0, got = 0;
+	while (got < N) {
+		int p = sim_pending_transfers(f->sim);
+		if (p > max_pending)
+			max_pending = p;
+		struct uc_reply r;
+		int rc = uc_recv(c, &r, 1);
+		if (rc == UC_E_TIMEOUT)
+			continue;
+		assert_int_equal(rc, 0);
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.actual_length, 128);
+		uc_reply_free(&r);
+		got++;
+	}
+	assert_true(max_pending > 0);
+	assert_true(max_pending <= SMALL_BUDGET);
+	uc_close(c);
+}
+
+static void test_port_reset(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	set_interface_ok(c, 1, 1, 1);
+	struct uc_reply r;
+	control(c, 2, 0x23, 3, 4, 1, 0, NULL, &r); /* SET_FEATURE(PORT_RESET) */
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	bulk(c, 3, USBIP_DIR_IN, 1, 16, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
+static void test_ipv6(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = connect_to(f);
+	struct seen s = { 0 };
+	assert_int_equal(uc_devlist(c, collect, &s), 0);
+	assert_int_equal(s.count, 2);
+	uc_close(c);
+	c = import_dev(f, "1-2");
+	struct uc_reply r;
+	bulk(c, 1, USBIP_DIR_IN, 1, 100, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, 100);
+	uc_reply_free(&r);
 	uc_close(c);
 }
 
@@ -903,6 +995,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_ends_only_that_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_op_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stock_usbip_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_back_pressure, setup_small_budget, teardown),
+		cmocka_unit_test_setup_teardown(test_port_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6, setup_ipv6, teardown),
 	};
 	return cmocka_run_group_tests_name("server_sim", tests, NULL, NULL);
 }
