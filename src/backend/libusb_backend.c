@@ -1,0 +1,721 @@
+/* The libusb backend: lifecycle, event thread, hotplug and the handle's
+ * configuration calls. Enumeration lives in libusb_enum.c, transfers in
+ * libusb_transfer.c; the locking rules are in libusb_internal.h.
+ *
+ * Kernel drivers are detached and re-attached explicitly (not with
+ * libusb_set_auto_detach_kernel_driver) so that set_configuration can
+ * release interfaces without handing them back to the kernel in between,
+ * and so close() can give back exactly what we took. */
+#include "backend/libusb_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/libusb_internal.h"
+#include "backend/libusb_map.h"
+#include "common/log.h"
+#include "proto/busid.h"
+#include "proto/linux_errno.h"
+
+/* Longest single wait of the event thread, and how long close() waits for
+ * transfers a careless caller left pending. */
+#define LU_EVENT_WAIT_MAX_MS 1000u
+#define LU_CLOSE_DRAIN_MS 5000u
+#define LU_CLOSE_POLL_MS 100u
+
+static struct lu_backend *to_lu(struct backend *b)
+{
+	return (struct lu_backend *)b;
+}
+
+static struct lu_handle *to_lh(struct bk_handle *h)
+{
+	return (struct lu_handle *)h;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void libusb_backend_options_init(struct libusb_backend_options *opt)
+{
+	opt->rescan_interval_ms = LIBUSB_BACKEND_DEFAULT_RESCAN_MS;
+	opt->include_vhci = false;
+	opt->use_hotplug = true;
+	opt->sysfs_root = LIBUSB_BACKEND_DEFAULT_SYSFS_ROOT;
+}
+
+/* ---- Hotplug and rescan ------------------------------------------------ */
+
+/* Runs on the event thread inside libusb_handle_events: only records. Which
+ * device it was does not matter, the rescan diff finds out, and so a device
+ * noticed by both hotplug and the periodic rescan is reported once. */
+static int LIBUSB_CALL on_libusb_hotplug(libusb_context *ctx, libusb_device *dev,
+					 libusb_hotplug_event event, void *user)
+{
+	struct lu_backend *b = user;
+
+	(void)ctx;
+	(void)dev;
+	(void)event;
+	pthread_mutex_lock(&b->lock);
+	b->rescan_now = true;
+	pthread_mutex_unlock(&b->lock);
+	return 0; /* stay registered */
+}
+
+/* Event thread only: it is the sole writer of known, so it reads it here
+ * without the lock; enumerate() copies it under the lock. */
+static void rescan_and_notify(struct lu_backend *b)
+{
+	struct bk_device_info *fresh = NULL;
+	size_t nfresh = 0;
+	size_t *left = NULL;
+	size_t *arrived = NULL;
+	int r = lu_scan(b, b->known, b->nknown, &fresh, &nfresh);
+
+	if (r < 0) {
+		log_warn("libusb: rescan failed: %s", linux_errno_name(r));
+		return;
+	}
+	left = calloc(b->nknown + 1, sizeof(*left));
+	arrived = calloc(nfresh + 1, sizeof(*arrived));
+	if (left == NULL || arrived == NULL) {
+		log_warn("libusb: rescan: out of memory");
+		goto out_free;
+	}
+	size_t nleft = lu_diff(fresh, nfresh, b->known, b->nknown, left);
+	size_t narrived = lu_diff(b->known, b->nknown, fresh, nfresh, arrived);
+
+	pthread_mutex_lock(&b->lock);
+	struct bk_device_info *old = b->known;
+
+	b->known = fresh;
+	b->nknown = nfresh;
+	pthread_mutex_unlock(&b->lock);
+	fresh = NULL; /* now b->known */
+
+	/* No lock held: the callback may enumerate or open. */
+	bk_hotplug_fn fn = b->base.hotplug;
+
+	for (size_t i = 0; fn != NULL && i < nleft; i++) {
+		log_info("libusb: device %s left", old[left[i]].busid);
+		fn(b->base.hotplug_ctx, BK_DEVICE_LEFT, &old[left[i]]);
+	}
+	for (size_t i = 0; fn != NULL && i < narrived; i++) {
+		log_info("libusb: device %s arrived", b->known[arrived[i]].busid);
+		fn(b->base.hotplug_ctx, BK_DEVICE_ARRIVED, &b->known[arrived[i]]);
+	}
+	free(old);
+out_free:
+	free(fresh);
+	free(left);
+	free(arrived);
+}
+
+static void *event_thread(void *arg)
+{
+	struct lu_backend *b = arg;
+	uint64_t next_scan = now_ms() + b->rescan_ms;
+
+	while (!atomic_load(&b->stopping)) {
+		uint64_t wait_ms = LU_EVENT_WAIT_MAX_MS;
+		uint64_t now = now_ms();
+
+		if (b->rescan_ms > 0)
+			wait_ms = next_scan > now ? next_scan - now : 0;
+		if (wait_ms > LU_EVENT_WAIT_MAX_MS)
+			wait_ms = LU_EVENT_WAIT_MAX_MS;
+		struct timeval tv = {
+			.tv_sec = (time_t)(wait_ms / 1000u),
+			.tv_usec = (suseconds_t)((wait_ms % 1000u) * 1000u),
+		};
+		/* Returns early on events and on libusb_interrupt_event_handler
+		 * from stop(). */
+		int r = libusb_handle_events_timeout_completed(b->ctx, &tv, NULL);
+
+		if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED) {
+			log_warn("libusb: handling events: %s", libusb_error_name(r));
+			struct timespec pause = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+
+			nanosleep(&pause, NULL); /* no busy loop on a persistent error */
+		}
+		if (atomic_load(&b->stopping))
+			break;
+
+		pthread_mutex_lock(&b->lock);
+		bool due = b->rescan_now;
+
+		b->rescan_now = false;
+		pthread_mutex_unlock(&b->lock);
+		if (b->rescan_ms > 0 && now_ms() >= next_scan)
+			due = true;
+		if (due) {
+			rescan_and_notify(b);
+			next_scan = now_ms() + b->rescan_ms;
+		}
+	}
+	return NULL;
+}
+
+static int lu_start(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+	struct bk_device_info *seed = NULL;
+	size_t nseed = 0;
+
+	pthread_mutex_lock(&b->lock);
+	bool running = b->running;
+
+	pthread_mutex_unlock(&b->lock);
+	if (running)
+		return -LNX_EBUSY;
+
+	/* Devices present now are the baseline: events report changes only. */
+	int r = lu_scan(b, NULL, 0, &seed, &nseed);
+
+	if (r < 0)
+		log_warn("libusb: initial scan failed: %s", linux_errno_name(r));
+	pthread_mutex_lock(&b->lock);
+	free(b->known);
+	b->known = seed;
+	b->nknown = nseed;
+	b->rescan_now = false;
+	pthread_mutex_unlock(&b->lock);
+
+	atomic_store(&b->stopping, false);
+	b->hp_registered = false;
+	if (b->use_hotplug && libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
+		r = libusb_hotplug_register_callback(
+			b->ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
+			0, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
+			LIBUSB_HOTPLUG_MATCH_ANY, on_libusb_hotplug, b, &b->hp_handle);
+		if (r == LIBUSB_SUCCESS)
+			b->hp_registered = true;
+		else
+			log_warn("libusb: no hotplug callback (%s), rescan only",
+				 libusb_error_name(r));
+	}
+
+	r = pthread_create(&b->thread, NULL, event_thread, b);
+	if (r != 0) {
+		log_error("libusb: cannot start the event thread: %s", strerror(r));
+		goto err_deregister;
+	}
+	pthread_mutex_lock(&b->lock);
+	b->running = true;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+
+err_deregister:
+	if (b->hp_registered)
+		libusb_hotplug_deregister_callback(b->ctx, b->hp_handle);
+	b->hp_registered = false;
+	return -LNX_ENOMEM;
+}
+
+static void lu_stop(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+
+	pthread_mutex_lock(&b->lock);
+	bool running = b->running;
+
+	b->running = false;
+	pthread_mutex_unlock(&b->lock);
+	if (!running)
+		return;
+
+	atomic_store(&b->stopping, true);
+	libusb_interrupt_event_handler(b->ctx);
+	pthread_join(b->thread, NULL);
+	if (b->hp_registered)
+		libusb_hotplug_deregister_callback(b->ctx, b->hp_handle);
+	b->hp_registered = false;
+}
+
+static void lu_destroy(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+
+	if (b == NULL)
+		return;
+	lu_stop(base);
+	libusb_exit(b->ctx);
+	free(b->known);
+	free(b->sysfs_root);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+static int lu_enumerate(struct backend *base, struct bk_device_info **out, size_t *count)
+{
+	struct lu_backend *b = to_lu(base);
+	struct bk_device_info *prev = NULL;
+	size_t nprev = 0;
+
+	/* The last rescan's strings spare us reopening known devices. */
+	pthread_mutex_lock(&b->lock);
+	if (b->nknown > 0) {
+		prev = malloc(b->nknown * sizeof(*prev));
+		if (prev != NULL) {
+			memcpy(prev, b->known, b->nknown * sizeof(*prev));
+			nprev = b->nknown;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	int r = lu_scan(b, prev, nprev, out, count);
+
+	free(prev);
+	return r;
+}
+
+/* ---- Opening ------------------------------------------------------------- */
+
+#ifdef __linux__
+/* Opens a device the main context does not know (its list only follows
+ * udev events) through its usbfs node. */
+static int open_sys_device(struct lu_backend *b, uint8_t busnum, uint8_t devnum,
+			   libusb_device_handle **dh, int *fd_out)
+{
+	char node[64];
+
+	snprintf(node, sizeof(node), "/dev/bus/usb/%03u/%03u", busnum, devnum);
+	int fd = open(node, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? -LNX_ENODEV : (errno == EACCES ? -LNX_EPERM : -LNX_EIO);
+	int r = libusb_wrap_sys_device(b->ctx, (intptr_t)fd, dh);
+
+	if (r != LIBUSB_SUCCESS) {
+		close(fd);
+		return lnx_errno_from_libusb_error(r);
+	}
+	*fd_out = fd;
+	return 0;
+}
+#endif
+
+static int open_device(struct lu_backend *b, const char *busid, libusb_device_handle **dh,
+		       int *fd_out)
+{
+	libusb_context *scan_ctx = NULL;
+	libusb_device *dev = NULL;
+	uint8_t busnum, devnum, mbus, mdev;
+
+	*fd_out = -1;
+	/* Where is it now? Ask a fresh context (see libusb_enum.c). */
+	int r = libusb_init(&scan_ctx);
+
+	if (r != LIBUSB_SUCCESS)
+		return lnx_errno_from_libusb_error(r);
+	r = lu_locate(b, scan_ctx, busid, &busnum, &devnum, NULL);
+	libusb_exit(scan_ctx);
+	if (r < 0)
+		return r;
+
+	/* The usual way: the main context knows the same device. */
+	if (lu_locate(b, b->ctx, busid, &mbus, &mdev, &dev) == 0) {
+		if (mbus == busnum && mdev == devnum) {
+			r = libusb_open(dev, dh);
+			libusb_unref_device(dev);
+			return lnx_errno_from_libusb_error(r);
+		}
+		libusb_unref_device(dev); /* a stale entry of an earlier device */
+	}
+#ifdef __linux__
+	return open_sys_device(b, busnum, devnum, dh, fd_out);
+#else
+	return -LNX_ENODEV;
+#endif
+}
+
+static int lu_open(struct backend *base, const char *busid, struct bk_handle **out)
+{
+	struct lu_backend *b = to_lu(base);
+	struct lu_handle *h;
+	int r;
+
+	*out = NULL;
+	if (busid == NULL || !busid_valid(busid))
+		return -LNX_EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return -LNX_ENOMEM;
+	h->base.backend = base;
+	h->b = b;
+	h->sys_fd = -1;
+	r = open_device(b, busid, &h->dh, &h->sys_fd);
+	if (r < 0)
+		goto err_free;
+	if (pthread_mutex_init(&h->ctl_lock, NULL) != 0) {
+		r = -LNX_ENOMEM;
+		goto err_close_device;
+	}
+	if (pthread_mutex_init(&h->xfer_lock, NULL) != 0) {
+		r = -LNX_ENOMEM;
+		goto err_destroy_ctl;
+	}
+	if (pthread_cond_init(&h->idle, NULL) != 0) {
+		r = -LNX_ENOMEM;
+		goto err_destroy_xfer;
+	}
+	*out = &h->base;
+	return 0;
+
+err_destroy_xfer:
+	pthread_mutex_destroy(&h->xfer_lock);
+err_destroy_ctl:
+	pthread_mutex_destroy(&h->ctl_lock);
+err_close_device:
+	libusb_close(h->dh);
+	if (h->sys_fd >= 0)
+		close(h->sys_fd);
+err_free:
+	free(h);
+	return r;
+}
+
+/* ---- Interfaces and configuration --------------------------------------- */
+
+/* Caller holds ctl_lock. */
+static void give_back_driver(struct lu_handle *h, unsigned ifnum)
+{
+	if (!h->detached[ifnum])
+		return;
+	h->detached[ifnum] = false;
+	int r = libusb_attach_kernel_driver(h->dh, (int)ifnum);
+
+	/* BUSY: a driver bound by itself (e.g. after a configuration change);
+	 * NOT_FOUND: the interface no longer exists; NO_DEVICE: gone. */
+	if (r != LIBUSB_SUCCESS && r != LIBUSB_ERROR_BUSY && r != LIBUSB_ERROR_NOT_FOUND &&
+	    r != LIBUSB_ERROR_NO_DEVICE)
+		log_warn("libusb: re-attaching the kernel driver of interface %u: %s", ifnum,
+			 libusb_error_name(r));
+}
+
+/* Caller holds ctl_lock. Keeps detached[]: set_configuration must not hand
+ * interfaces back to the kernel in between. */
+static void release_all_claimed(struct lu_handle *h)
+{
+	for (unsigned i = 0; i < LU_MAX_IFACE_NUM; i++) {
+		if (!h->claimed[i])
+			continue;
+		h->claimed[i] = false;
+		int r = libusb_release_interface(h->dh, (int)i);
+
+		if (r != LIBUSB_SUCCESS && r != LIBUSB_ERROR_NO_DEVICE &&
+		    r != LIBUSB_ERROR_NOT_FOUND)
+			log_warn("libusb: releasing interface %u: %s", i, libusb_error_name(r));
+	}
+}
+
+/* Waits for transfers still pending at close (a caller bug, but a device
+ * must not be closed under libusb's feet). Returns true when none is left.
+ * Caller holds xfer_lock. */
+static bool drain_transfers_locked(struct lu_handle *h)
+{
+	if (h->in_flight == 0)
+		return true;
+	log_error("libusb: close with %u transfers pending; cancelling", h->in_flight);
+	lu_cancel_all_locked(h);
+
+	for (unsigned waited = 0; h->in_flight > 0 && waited < LU_CLOSE_DRAIN_MS;
+	     waited += LU_CLOSE_POLL_MS) {
+		pthread_mutex_lock(&h->b->lock);
+		bool thread_runs = h->b->running;
+
+		pthread_mutex_unlock(&h->b->lock);
+		if (thread_runs) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += (long)LU_CLOSE_POLL_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&h->idle, &h->xfer_lock, &until);
+		} else {
+			/* Nobody handles events: do it here, unlocked, since
+			 * the completions take xfer_lock. */
+			struct timeval tv = { .tv_sec = 0, .tv_usec = LU_CLOSE_POLL_MS * 1000 };
+
+			pthread_mutex_unlock(&h->xfer_lock);
+			libusb_handle_events_timeout_completed(h->b->ctx, &tv, NULL);
+			pthread_mutex_lock(&h->xfer_lock);
+		}
+	}
+	return h->in_flight == 0;
+}
+
+static void lu_close(struct bk_handle *bh)
+{
+	struct lu_handle *h = to_lh(bh);
+
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->xfer_lock);
+	bool drained = drain_transfers_locked(h);
+
+	pthread_mutex_unlock(&h->xfer_lock);
+	if (!drained) {
+		/* Freeing now would let a late completion touch freed memory. */
+		log_error("libusb: transfers still pending; leaking the handle");
+		return;
+	}
+
+	pthread_mutex_lock(&h->ctl_lock);
+	release_all_claimed(h);
+	for (unsigned i = 0; i < LU_MAX_IFACE_NUM; i++)
+		give_back_driver(h, i);
+	pthread_mutex_unlock(&h->ctl_lock);
+
+	/* TODO(darwin): macOS has left devices wedged when they were only
+	 * closed (PROTOCOL.md, "macOS notes"): reset before closing there. */
+	libusb_close(h->dh);
+	if (h->sys_fd >= 0)
+		close(h->sys_fd); /* libusb_close leaves a wrapped fd to us */
+	pthread_cond_destroy(&h->idle);
+	pthread_mutex_destroy(&h->xfer_lock);
+	pthread_mutex_destroy(&h->ctl_lock);
+	free(h);
+}
+
+static int lu_get_active_config(struct bk_handle *bh, uint8_t *buf, size_t n)
+{
+	struct lu_handle *h = to_lh(bh);
+	libusb_device *dev = libusb_get_device(h->dh);
+	struct libusb_device_descriptor dd;
+	int value = 0;
+	int index = -1;
+
+	int r = libusb_get_configuration(h->dh, &value);
+
+	if (r != LIBUSB_SUCCESS)
+		return lnx_errno_from_libusb_error(r);
+	if (value == 0)
+		return -LNX_ENOENT; /* unconfigured */
+	r = libusb_get_device_descriptor(dev, &dd);
+	if (r != LIBUSB_SUCCESS)
+		return lnx_errno_from_libusb_error(r);
+
+	/* GET_DESCRIPTOR takes an index, not a configuration value. */
+	for (uint8_t i = 0; i < dd.bNumConfigurations && index < 0; i++) {
+		struct libusb_config_descriptor *cfg;
+
+		if (libusb_get_config_descriptor(dev, i, &cfg) != LIBUSB_SUCCESS)
+			continue;
+		if (cfg->bConfigurationValue == value)
+			index = i;
+		libusb_free_config_descriptor(cfg);
+	}
+	if (index < 0)
+		return -LNX_ENOENT;
+
+	if (n > BK_MAX_CONFIG_DESC)
+		n = BK_MAX_CONFIG_DESC;
+	r = libusb_get_descriptor(h->dh, LIBUSB_DT_CONFIG, (uint8_t)index, buf, (int)n);
+	if (r < 0)
+		return lnx_errno_from_libusb_error(r);
+	if (r < LIBUSB_DT_CONFIG_SIZE || buf[1] != LIBUSB_DT_CONFIG)
+		return -LNX_EIO;
+
+	/* wTotalLength says how much there is: report a truncated copy as an
+	 * error rather than hand out half a descriptor set. */
+	int total = buf[2] | buf[3] << 8;
+
+	if (total < LIBUSB_DT_CONFIG_SIZE)
+		return -LNX_EIO;
+	if (total > r)
+		return (size_t)r == n ? -LNX_EOVERFLOW : -LNX_EIO;
+	return total;
+}
+
+static int lu_set_configuration(struct bk_handle *bh, int value)
+{
+	struct lu_handle *h = to_lh(bh);
+
+	/* -1 is libusb's "unconfigured"; 0 may be a real value on odd devices. */
+	if (value < -1 || value > 255)
+		return -LNX_EINVAL;
+	pthread_mutex_lock(&h->ctl_lock);
+	/* usbfs refuses to change the configuration while interfaces are
+	 * claimed; the server claims again afterwards. */
+	release_all_claimed(h);
+	int r = libusb_set_configuration(h->dh, value);
+
+	pthread_mutex_unlock(&h->ctl_lock);
+	return lnx_errno_from_libusb_error(r);
+}
+
+static int lu_claim_interface(struct bk_handle *bh, uint8_t ifnum)
+{
+	struct lu_handle *h = to_lh(bh);
+	bool detached_now = false;
+	int ret = 0;
+
+	pthread_mutex_lock(&h->ctl_lock);
+	if (h->claimed[ifnum])
+		goto out_unlock;
+
+	int r = libusb_kernel_driver_active(h->dh, ifnum);
+
+	/* NOT_SUPPORTED: no kernel drivers to speak of on this OS. */
+	if (r < 0 && r != LIBUSB_ERROR_NOT_SUPPORTED) {
+		ret = lnx_errno_from_libusb_error(r);
+		goto out_unlock;
+	}
+	if (r == 1) {
+		r = libusb_detach_kernel_driver(h->dh, ifnum);
+		if (r == LIBUSB_SUCCESS) {
+			detached_now = !h->detached[ifnum];
+			h->detached[ifnum] = true;
+		} else if (r != LIBUSB_ERROR_NOT_FOUND) { /* NOT_FOUND: it left by itself */
+			ret = lnx_errno_from_libusb_error(r);
+			goto out_unlock;
+		}
+	}
+
+	r = libusb_claim_interface(h->dh, ifnum);
+	if (r != LIBUSB_SUCCESS) {
+		ret = lnx_errno_from_libusb_error(r);
+		goto err_reattach;
+	}
+	h->claimed[ifnum] = true;
+	goto out_unlock;
+
+err_reattach:
+	if (detached_now)
+		give_back_driver(h, ifnum);
+out_unlock:
+	pthread_mutex_unlock(&h->ctl_lock);
+	return ret;
+}
+
+static int lu_release_interface(struct bk_handle *bh, uint8_t ifnum)
+{
+	struct lu_handle *h = to_lh(bh);
+	int ret = 0;
+
+	pthread_mutex_lock(&h->ctl_lock);
+	if (!h->claimed[ifnum] && !h->detached[ifnum]) {
+		ret = -LNX_ENOENT;
+		goto out_unlock;
+	}
+	if (h->claimed[ifnum]) {
+		h->claimed[ifnum] = false;
+		ret = lnx_errno_from_libusb_error(libusb_release_interface(h->dh, ifnum));
+	}
+	give_back_driver(h, ifnum);
+out_unlock:
+	pthread_mutex_unlock(&h->ctl_lock);
+	return ret;
+}
+
+static int lu_set_interface(struct bk_handle *bh, uint8_t ifnum, uint8_t alt)
+{
+	struct lu_handle *h = to_lh(bh);
+
+	pthread_mutex_lock(&h->ctl_lock);
+	int r = libusb_set_interface_alt_setting(h->dh, ifnum, alt);
+
+	pthread_mutex_unlock(&h->ctl_lock);
+	return lnx_errno_from_libusb_error(r);
+}
+
+static int lu_clear_halt(struct bk_handle *bh, uint8_t endpoint)
+{
+	struct lu_handle *h = to_lh(bh);
+
+	pthread_mutex_lock(&h->ctl_lock);
+	int r = libusb_clear_halt(h->dh, endpoint);
+
+	pthread_mutex_unlock(&h->ctl_lock);
+	return lnx_errno_from_libusb_error(r);
+}
+
+static int lu_reset(struct bk_handle *bh)
+{
+	struct lu_handle *h = to_lh(bh);
+
+	pthread_mutex_lock(&h->ctl_lock);
+	int r = libusb_reset_device(h->dh);
+
+	pthread_mutex_unlock(&h->ctl_lock);
+	/* NOT_FOUND: the device re-enumerated as a new one (its descriptors
+	 * changed); this handle is dead. */
+	if (r == LIBUSB_ERROR_NOT_FOUND)
+		return -LNX_ENODEV;
+	return lnx_errno_from_libusb_error(r);
+}
+
+static const struct backend_ops lu_ops = {
+	.name = "libusb",
+	.destroy = lu_destroy,
+	.start = lu_start,
+	.stop = lu_stop,
+	.enumerate = lu_enumerate,
+	.open = lu_open,
+	.close = lu_close,
+	.get_active_config = lu_get_active_config,
+	.set_configuration = lu_set_configuration,
+	.claim_interface = lu_claim_interface,
+	.release_interface = lu_release_interface,
+	.set_interface = lu_set_interface,
+	.clear_halt = lu_clear_halt,
+	.reset = lu_reset,
+	.submit = lu_submit,
+	.cancel = lu_cancel,
+};
+
+struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
+{
+	struct libusb_backend_options defaults;
+	struct lu_backend *b;
+
+	if (opt == NULL) {
+		libusb_backend_options_init(&defaults);
+		opt = &defaults;
+	}
+	b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	b->base.ops = &lu_ops;
+	b->rescan_ms = opt->rescan_interval_ms;
+	b->include_vhci = opt->include_vhci;
+	b->use_hotplug = opt->use_hotplug;
+	b->sysfs_root = strdup(opt->sysfs_root != NULL ? opt->sysfs_root
+						       : LIBUSB_BACKEND_DEFAULT_SYSFS_ROOT);
+	if (b->sysfs_root == NULL)
+		goto err_free;
+	atomic_init(&b->stopping, false);
+	if (pthread_mutex_init(&b->lock, NULL) != 0)
+		goto err_free_root;
+
+	int r = libusb_init(&b->ctx);
+
+	if (r != LIBUSB_SUCCESS) {
+		log_error("libusb: init failed: %s", libusb_error_name(r));
+		goto err_destroy_lock;
+	}
+	return &b->base;
+
+err_destroy_lock:
+	pthread_mutex_destroy(&b->lock);
+err_free_root:
+	free(b->sysfs_root);
+err_free:
+	free(b);
+	return NULL;
+}

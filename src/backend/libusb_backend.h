@@ -1,0 +1,50 @@
+/* The real-device backend, on libusb-1.0.
+ *
+ * Implements backend.h for the USB devices of this machine. Devices are seen
+ * two ways at once: libusb's hotplug callback (on Linux it listens to udev,
+ * so it stays silent where no udev daemon runs, e.g. in a minimal guest) and
+ * a periodic rescan that diffs a fresh device list against the last one.
+ * Hotplug notifications only trigger an early rescan, so each plug yields
+ * exactly one BK_DEVICE_ARRIVED and each unplug one BK_DEVICE_LEFT however
+ * many sources noticed it.
+ *
+ * Devices on a vhci_hcd bus are copies imported from a USB/IP server (maybe
+ * ourselves); they are hidden unless include_vhci is set.
+ *
+ * Threads: enumerate/open and the handle's configuration calls may be made
+ * from any thread (they may block on the device); submit/cancel from any
+ * thread, including completion callbacks; completions and hotplug events
+ * arrive on the event thread that start() creates. */
+#ifndef USBIP_NOTIFY_BACKEND_LIBUSB_BACKEND_H
+#define USBIP_NOTIFY_BACKEND_LIBUSB_BACKEND_H
+
+#include <stdbool.h>
+
+#include "backend/backend.h"
+
+#define LIBUSB_BACKEND_DEFAULT_RESCAN_MS 1000u
+#define LIBUSB_BACKEND_DEFAULT_SYSFS_ROOT "/sys"
+
+struct libusb_backend_options {
+	/* Period of the device-list rescan; 0 turns it off and leaves only
+	 * libusb's hotplug (which may never fire without udev). */
+	unsigned rescan_interval_ms;
+	/* Also list and open devices on vhci_hcd buses. */
+	bool include_vhci;
+	/* Register libusb's hotplug callback where libusb supports it. */
+	bool use_hotplug;
+	/* Where sysfs is mounted (vhci detection, strings); tests point it at
+	 * a directory of fixture files. The string is copied. */
+	const char *sysfs_root;
+};
+
+/* Fills in the defaults: rescan every 1000 ms, vhci hidden, hotplug on,
+ * sysfs at "/sys". */
+void libusb_backend_options_init(struct libusb_backend_options *opt);
+
+/* Creates the backend (its own libusb context). opt may be NULL for the
+ * defaults. Returns NULL when libusb cannot be initialised or memory runs
+ * out. Destroy with b->ops->destroy(b), after closing every handle. */
+struct backend *libusb_backend_new(const struct libusb_backend_options *opt);
+
+#endif

@@ -1,0 +1,149 @@
+/* Internals of the libusb backend, shared by its files and its unit tests.
+ *
+ * Files: libusb_backend.c (lifecycle, event thread, hotplug, handle calls),
+ * libusb_enum.c (device lists and bk_device_info), libusb_transfer.c
+ * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers).
+ *
+ * Locking (never held while calling a completion or hotplug callback):
+ * - lu_backend.lock guards known/nknown, rescan_now and running.
+ * - lu_handle.ctl_lock serialises the handle's configuration calls and
+ *   guards claimed[]/detached[]; it may be held across blocking libusb calls.
+ * - lu_handle.xfer_lock guards the pending list, in_flight and the priv
+ *   field of every pending bk_transfer. It is held across
+ *   libusb_submit_transfer/libusb_cancel_transfer, which never run our
+ *   callback synchronously, so the order is xfer_lock -> libusb internals.
+ * A thread never takes ctl_lock while holding xfer_lock. */
+#ifndef USBIP_NOTIFY_BACKEND_LIBUSB_INTERNAL_H
+#define USBIP_NOTIFY_BACKEND_LIBUSB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libusb.h>
+
+#include "backend/backend.h"
+
+#define LU_MAX_IFACE_NUM 256 /* bInterfaceNumber is a byte */
+
+struct lu_backend {
+	struct backend base;
+	libusb_context *ctx;
+	char *sysfs_root;
+	unsigned rescan_ms;
+	bool include_vhci;
+	bool use_hotplug;
+
+	pthread_mutex_t lock;
+	struct bk_device_info *known; /* what the last rescan saw */
+	size_t nknown;
+	bool rescan_now;              /* a hotplug notification asked for a rescan */
+	bool running;
+
+	atomic_bool stopping;         /* read by the event thread without the lock */
+	pthread_t thread;
+	libusb_hotplug_callback_handle hp_handle;
+	bool hp_registered;
+};
+
+struct lu_xfer;
+
+struct lu_handle {
+	struct bk_handle base;
+	struct lu_backend *b;
+	libusb_device_handle *dh;
+	int sys_fd; /* fd we opened for libusb_wrap_sys_device, else -1 */
+
+	pthread_mutex_t ctl_lock;
+	bool claimed[LU_MAX_IFACE_NUM];
+	bool detached[LU_MAX_IFACE_NUM]; /* we took it from a kernel driver */
+
+	pthread_mutex_t xfer_lock;
+	pthread_cond_t idle;        /* signalled when in_flight drops to 0 */
+	struct lu_xfer *pending;    /* submitted, completion not yet delivered */
+	unsigned in_flight;
+};
+
+/* ---- libusb_sysfs.c: pure helpers over a sysfs tree ------------------- */
+
+/* Reads <root>/bus/usb/devices/<dev>/<attr> into out (NUL-terminated, one
+ * trailing newline removed, control characters replaced by '?'). Returns
+ * its length, -LNX_ENOENT when the file does not exist, -LNX_EIO on other
+ * failures, -LNX_EINVAL when the path does not fit. */
+int lu_sysfs_read_attr(const char *root, const char *dev, const char *attr,
+		       char *out, size_t n);
+
+/* 1 when bus busnum belongs to a vhci_hcd controller: the usbN link points
+ * under a "vhci_hcd" device, or the root hub's product names the USB/IP
+ * virtual host controller. 0 otherwise, also when there is no such bus. */
+int lu_sysfs_bus_is_vhci(const char *root, unsigned busnum);
+
+/* Replaces bytes below 0x20 and 0x7f with '?': device strings travel in
+ * line-based notify messages and logs. */
+void lu_sanitize_string(char *s);
+
+/* ---- libusb_enum.c ---------------------------------------------------- */
+
+/* busid for a port path as libusb_get_port_numbers returns it (n is its
+ * result, maybe negative); -LNX_ENOENT for a root hub (n == 0), an error,
+ * or a path that busid_format refuses. */
+int lu_busid_from_ports(uint8_t busnum, const uint8_t *ports, int n,
+			char busid[USBIP_BUSID_SIZE]);
+
+/* busid and port path of dev; -LNX_ENOENT for a root hub or a device whose
+ * port path does not make a valid busid. */
+int lu_device_busid(libusb_device *dev, char busid[USBIP_BUSID_SIZE],
+		    uint8_t ports[BK_MAX_PORT_DEPTH], uint8_t *depth);
+
+/* Fills info for dev. Strings come from prev when it describes the same
+ * device (saves reopening it every rescan), else from sysfs, else from the
+ * device itself. Returns 0, -LNX_ENOENT for devices we do not list (root
+ * hubs, vhci copies unless wanted) or another negative errno. */
+int lu_device_info(const struct lu_backend *b, libusb_device *dev,
+		   const struct bk_device_info *prev, size_t nprev,
+		   struct bk_device_info *info);
+
+/* A snapshot of the present devices from a fresh libusb context, so that it
+ * is current even when the main context's hotplug never fires. *out is
+ * malloc'ed (NULL when count is 0). */
+int lu_scan(const struct lu_backend *b, const struct bk_device_info *prev, size_t nprev,
+	    struct bk_device_info **out, size_t *count);
+
+/* Finds busid in ctx's device list (vhci buses skipped unless wanted).
+ * Returns 0 with its bus and device numbers, and, when found is not NULL,
+ * a reference to it (caller unrefs); -LNX_ENODEV when absent. */
+int lu_locate(const struct lu_backend *b, libusb_context *ctx, const char *busid,
+	      uint8_t *busnum, uint8_t *devnum, libusb_device **found);
+
+/* The same physical attachment: busid, bus and device number all equal
+ * (a re-plug gets a new device number). */
+bool lu_same_device(const struct bk_device_info *x, const struct bk_device_info *y);
+
+/* Writes to idx the indexes of the entries of cur that are not in old, and
+ * returns their number (idx has room for ncur). */
+size_t lu_diff(const struct bk_device_info *old, size_t nold,
+	       const struct bk_device_info *cur, size_t ncur, size_t *idx);
+
+/* ---- libusb_transfer.c ------------------------------------------------ */
+
+/* Length of a control transfer as libusb needs it (8 + wLength from the
+ * little-endian setup packet), or -LNX_EINVAL when the buffer is shorter
+ * than that. */
+int lu_control_length(const uint8_t *buf, uint32_t length);
+
+/* Copies a finished libusb transfer's results into t: status (negative
+ * Linux errno; a short IN read with BK_F_SHORT_NOT_OK gives -EREMOTEIO),
+ * actual_length (data bytes, setup excluded, clamped to what was asked),
+ * and per-packet results for isochronous transfers. */
+void lu_fill_result(struct bk_transfer *t, const struct libusb_transfer *xfer);
+
+int lu_submit(struct bk_handle *bh, struct bk_transfer *t);
+int lu_cancel(struct bk_handle *bh, struct bk_transfer *t);
+
+/* Asks libusb to cancel every pending transfer of h (used by close when
+ * the caller broke the contract). Caller holds h->xfer_lock. */
+void lu_cancel_all_locked(struct lu_handle *h);
+
+#endif

@@ -1,0 +1,647 @@
+/* Unit tests of the libusb backend: what can be checked without USB
+ * hardware (lifecycle, empty enumeration, open failures) and its pure
+ * helpers (fake sysfs trees, busids, list diffs, control lengths).
+ * Real devices are exercised by the end-to-end tests in a QEMU guest. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/libusb_backend.h"
+#include "backend/libusb_internal.h"
+#include "proto/linux_errno.h"
+
+/* ---- helpers: a throw-away sysfs tree --------------------------------- */
+
+struct fake_sysfs {
+	char root[64];
+};
+
+static void mkdirs(const char *path)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			(void)mkdir(buf, 0755);
+			*p = '/';
+		}
+	}
+	assert_true(mkdir(buf, 0755) == 0 || errno == EEXIST);
+}
+
+static void put_file(const struct fake_sysfs *fs, const char *rel, const char *content,
+		     size_t len)
+{
+	char path[512];
+	char dir[512];
+
+	snprintf(path, sizeof(path), "%s/%s", fs->root, rel);
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	mkdirs(dir);
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(content, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void put_text(const struct fake_sysfs *fs, const char *rel, const char *text)
+{
+	put_file(fs, rel, text, strlen(text));
+}
+
+static void put_link(const struct fake_sysfs *fs, const char *rel, const char *target)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", fs->root, rel);
+	assert_int_equal(symlink(target, path), 0);
+}
+
+/* A tree like a Linux host with an EHCI bus 1, a vhci bus 2 recognised by
+ * its product string, a vhci bus 3 recognised by its link only, and a
+ * dummy_hcd bus 4 reached through a link. */
+static int fake_sysfs_setup(void **state)
+{
+	struct fake_sysfs *fs = calloc(1, sizeof(*fs));
+
+	assert_non_null(fs);
+	snprintf(fs->root, sizeof(fs->root), "/tmp/test_libusb_sysfs.XXXXXX");
+	assert_non_null(mkdtemp(fs->root));
+
+	put_text(fs, "bus/usb/devices/usb1/product", "EHCI Host Controller\n");
+	put_text(fs, "bus/usb/devices/usb2/product", "USB/IP Virtual Host Controller\n");
+	put_text(fs, "devices/platform/vhci_hcd.1/usb3/product", "something else\n");
+	put_link(fs, "bus/usb/devices/usb3", "../../../devices/platform/vhci_hcd.1/usb3");
+	put_text(fs, "devices/platform/dummy_hcd.0/usb4/product", "Dummy host controller\n");
+	put_link(fs, "bus/usb/devices/usb4", "../../../devices/platform/dummy_hcd.0/usb4");
+
+	put_text(fs, "bus/usb/devices/1-1/serial", "ABC123\n");
+	put_text(fs, "bus/usb/devices/1-1/product", "Line\x01With\x7f" "Ctl\n");
+	put_text(fs, "bus/usb/devices/1-1/manufacturer", "NoNewline");
+	put_file(fs, "bus/usb/devices/1-1/empty", "", 0);
+	*state = fs;
+	return 0;
+}
+
+static int fake_sysfs_teardown(void **state)
+{
+	struct fake_sysfs *fs = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fs->root);
+	assert_int_equal(system(cmd), 0);
+	free(fs);
+	return 0;
+}
+
+/* ---- pure helpers ----------------------------------------------------- */
+
+static void test_vhci_detection(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	static const struct {
+		unsigned bus;
+		int want;
+	} cases[] = {
+		{ 1, 0 }, /* EHCI */
+		{ 2, 1 }, /* product string */
+		{ 3, 1 }, /* link into vhci_hcd.1 */
+		{ 4, 0 }, /* link into dummy_hcd.0 */
+		{ 5, 0 }, /* no such bus */
+		{ 0, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = lu_sysfs_bus_is_vhci(fs->root, cases[i].bus);
+
+		if (got != cases[i].want)
+			fail_msg("bus %u: got %d, want %d", cases[i].bus, got, cases[i].want);
+	}
+	/* A root without any USB (this machine's /sys, or a missing tree). */
+	assert_int_equal(lu_sysfs_bus_is_vhci("/nonexistent-sysfs-root", 2), 0);
+}
+
+static void test_sysfs_read_attr(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	static const struct {
+		const char *attr;
+		int ret;
+		const char *text;
+	} cases[] = {
+		{ "serial", 6, "ABC123" },              /* newline dropped */
+		{ "product", 12, "Line?With?Ctl" },     /* control bytes masked */
+		{ "manufacturer", 9, "NoNewline" },
+		{ "empty", 0, "" },
+		{ "missing", -LNX_ENOENT, "" },
+	};
+	char buf[BK_STRING_SIZE];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(buf, 'x', sizeof(buf));
+		int r = lu_sysfs_read_attr(fs->root, "1-1", cases[i].attr, buf, sizeof(buf));
+
+		if (cases[i].ret >= 0)
+			assert_int_equal(r, (int)strlen(cases[i].text));
+		else
+			assert_int_equal(r, cases[i].ret);
+		assert_string_equal(buf, cases[i].text);
+	}
+
+	/* A small buffer truncates and still terminates. */
+	char small[4];
+
+	assert_int_equal(lu_sysfs_read_attr(fs->root, "1-1", "serial", small, sizeof(small)), 3);
+	assert_string_equal(small, "ABC");
+}
+
+static void test_busid_from_ports(void **state)
+{
+	(void)state;
+	static const struct {
+		uint8_t bus;
+		uint8_t ports[BK_MAX_PORT_DEPTH];
+		int n;
+		int ret;
+		const char *busid;
+	} cases[] = {
+		{ 1, { 1 }, 1, 0, "1-1" },
+		{ 3, { 2, 4 }, 2, 0, "3-2.4" },
+		{ 255, { 1, 2, 3, 4, 5, 6, 7 }, 7, 0, "255-1.2.3.4.5.6.7" },
+		{ 12, { 15, 200 }, 2, 0, "12-15.200" },
+		{ 1, { 0 }, 0, -LNX_ENOENT, NULL },                 /* root hub */
+		{ 1, { 0 }, LIBUSB_ERROR_OVERFLOW, -LNX_ENOENT, NULL }, /* libusb error */
+		{ 1, { 1, 0 }, 2, -LNX_ENOENT, NULL },              /* port 0 */
+		{ 0, { 1 }, 1, -LNX_ENOENT, NULL },                 /* bus 0 */
+		{ 1, { 1 }, 8, -LNX_ENOENT, NULL },                 /* too deep */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char busid[USBIP_BUSID_SIZE] = "";
+		int r = lu_busid_from_ports(cases[i].bus, cases[i].ports, cases[i].n, busid);
+
+		if (r != cases[i].ret)
+			fail_msg("case %zu: got %d, want %d", i, r, cases[i].ret);
+		if (cases[i].busid != NULL)
+			assert_string_equal(busid, cases[i].busid);
+	}
+}
+
+static struct bk_device_info dev_info(const char *busid, uint8_t bus, uint8_t dev)
+{
+	struct bk_device_info d;
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.busid, sizeof(d.busid), "%s", busid);
+	d.busnum = bus;
+	d.devnum = dev;
+	return d;
+}
+
+static void test_diff(void **state)
+{
+	(void)state;
+	const struct bk_device_info before[] = {
+		dev_info("1-1", 1, 2),
+		dev_info("1-2", 1, 3),
+		dev_info("2-1", 2, 2),
+	};
+	/* 1-1 re-plugged (new device number), 1-2 unplugged, 2-1 unchanged,
+	 * 1-3 plugged. */
+	const struct bk_device_info after[] = {
+		dev_info("2-1", 2, 2),
+		dev_info("1-1", 1, 4),
+		dev_info("1-3", 1, 5),
+	};
+	size_t idx[3];
+
+	/* Left: entries of before that after lacks. */
+	assert_int_equal(lu_diff(after, 3, before, 3, idx), 2);
+	assert_int_equal(idx[0], 0); /* 1-1 dev 2 */
+	assert_int_equal(idx[1], 1); /* 1-2 */
+
+	/* Arrived: entries of after that before lacks. */
+	assert_int_equal(lu_diff(before, 3, after, 3, idx), 2);
+	assert_int_equal(idx[0], 1); /* 1-1 dev 4 */
+	assert_int_equal(idx[1], 2); /* 1-3 */
+
+	/* Same list twice: nothing to report, which is what keeps a device
+	 * seen by both hotplug and rescan from being reported twice. */
+	assert_int_equal(lu_diff(before, 3, before, 3, idx), 0);
+	/* From nothing: everything arrived; to nothing: everything left. */
+	assert_int_equal(lu_diff(NULL, 0, before, 3, idx), 3);
+	assert_int_equal(lu_diff(before, 3, NULL, 0, idx), 0);
+
+	assert_true(lu_same_device(&before[2], &after[0]));
+	assert_false(lu_same_device(&before[0], &after[1]));
+}
+
+static void test_control_length(void **state)
+{
+	(void)state;
+	static const struct {
+		uint8_t wlen_lo, wlen_hi;
+		uint32_t length;
+		int want;
+	} cases[] = {
+		{ 0, 0, 8, 8 },
+		{ 0x12, 0, 8 + 0x12, 8 + 0x12 },
+		{ 0x12, 0, 100, 8 + 0x12 },       /* larger buffer: libusb uses wLength */
+		{ 0x00, 0x01, 8 + 256, 8 + 256 }, /* little-endian wLength */
+		{ 0x00, 0x01, 8 + 255, -LNX_EINVAL }, /* buffer shorter than wLength */
+		{ 0xff, 0xff, 8 + 65535, 8 + 65535 },
+		{ 0, 0, 7, -LNX_EINVAL },         /* no room for the setup packet */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t setup[8] = { 0x80, 6, 0, 1, 0, 0, cases[i].wlen_lo, cases[i].wlen_hi };
+		int got = lu_control_length(setup, cases[i].length);
+
+		if (got != cases[i].want)
+			fail_msg("case %zu: got %d, want %d", i, got, cases[i].want);
+	}
+	assert_int_equal(lu_control_length(NULL, 8), -LNX_EINVAL);
+}
+
+/* ---- transfer results and submit checks ----------------------------- */
+
+static void test_fill_result(void **state)
+{
+	(void)state;
+	static const struct {
+		uint8_t type;
+		uint8_t endpoint;
+		uint8_t bm_request_type; /* control only */
+		uint32_t flags;
+		int length;              /* libusb's, setup included for control */
+		int actual;              /* libusb's, data only */
+		enum libusb_transfer_status st;
+		int32_t want_status;
+		uint32_t want_actual;
+	} cases[] = {
+		/* bulk IN, full and short, with and without SHORT_NOT_OK */
+		{ BK_XFER_BULK, 0x81, 0, 0, 512, 512, LIBUSB_TRANSFER_COMPLETED, 0, 512 },
+		{ BK_XFER_BULK, 0x81, 0, 0, 512, 13, LIBUSB_TRANSFER_COMPLETED, 0, 13 },
+		{ BK_XFER_BULK, 0x81, 0, BK_F_SHORT_NOT_OK, 512, 13, LIBUSB_TRANSFER_COMPLETED,
+		  -LNX_EREMOTEIO, 13 },
+		{ BK_XFER_BULK, 0x81, 0, BK_F_SHORT_NOT_OK, 512, 512, LIBUSB_TRANSFER_COMPLETED, 0,
+		  512 },
+		/* OUT: SHORT_NOT_OK does not apply */
+		{ BK_XFER_BULK, 0x01, 0, BK_F_SHORT_NOT_OK, 512, 100, LIBUSB_TRANSFER_COMPLETED, 0,
+		  100 },
+		{ BK_XFER_INTERRUPT, 0x83, 0, BK_F_SHORT_NOT_OK, 64, 8, LIBUSB_TRANSFER_COMPLETED,
+		  -LNX_EREMOTEIO, 8 },
+		/* control: data bytes only; direction from bmRequestType */
+		{ BK_XFER_CONTROL, 0x00, 0x80, 0, 8 + 18, 18, LIBUSB_TRANSFER_COMPLETED, 0, 18 },
+		{ BK_XFER_CONTROL, 0x00, 0x80, BK_F_SHORT_NOT_OK, 8 + 255, 18,
+		  LIBUSB_TRANSFER_COMPLETED, -LNX_EREMOTEIO, 18 },
+		{ BK_XFER_CONTROL, 0x00, 0x00, BK_F_SHORT_NOT_OK, 8 + 4, 0,
+		  LIBUSB_TRANSFER_COMPLETED, 0, 0 },
+		/* failures */
+		{ BK_XFER_BULK, 0x81, 0, 0, 64, 0, LIBUSB_TRANSFER_STALL, -LNX_EPIPE, 0 },
+		{ BK_XFER_BULK, 0x81, 0, 0, 64, 0, LIBUSB_TRANSFER_CANCELLED, -LNX_ECONNRESET, 0 },
+		{ BK_XFER_BULK, 0x81, 0, 0, 64, 64, LIBUSB_TRANSFER_OVERFLOW, -LNX_EOVERFLOW, 64 },
+		/* libusb claiming more than asked is clamped */
+		{ BK_XFER_BULK, 0x81, 0, 0, 64, 100, LIBUSB_TRANSFER_COMPLETED, 0, 64 },
+		{ BK_XFER_CONTROL, 0x00, 0x80, 0, 8 + 2, 9, LIBUSB_TRANSFER_COMPLETED, 0, 2 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t buf[8 + 512] = { cases[i].bm_request_type };
+		struct libusb_transfer *x = libusb_alloc_transfer(0);
+		struct bk_transfer t;
+
+		assert_non_null(x);
+		memset(&t, 0, sizeof(t));
+		t.type = cases[i].type;
+		t.endpoint = cases[i].endpoint;
+		t.flags = cases[i].flags;
+		x->endpoint = cases[i].type == BK_XFER_CONTROL ? 0 : cases[i].endpoint;
+		x->buffer = buf;
+		x->length = cases[i].length;
+		x->actual_length = cases[i].actual;
+		x->status = cases[i].st;
+		lu_fill_result(&t, x);
+		if (t.status != cases[i].want_status || t.actual_length != cases[i].want_actual)
+			fail_msg("case %zu: status %d actual %u, want %d %u", i, t.status,
+				 t.actual_length, cases[i].want_status, cases[i].want_actual);
+		libusb_free_transfer(x);
+	}
+}
+
+static void test_fill_result_iso(void **state)
+{
+	(void)state;
+	struct libusb_transfer *x = libusb_alloc_transfer(3);
+	struct bk_iso_packet iso[3] = { { 100, 0, 0 }, { 100, 0, 0 }, { 100, 0, 0 } };
+	struct bk_transfer t;
+	uint8_t buf[300];
+
+	assert_non_null(x);
+	memset(&t, 0, sizeof(t));
+	t.type = BK_XFER_ISO;
+	t.endpoint = 0x84;
+	t.flags = BK_F_SHORT_NOT_OK; /* never applies to iso */
+	t.num_iso_packets = 3;
+	t.iso = iso;
+	x->endpoint = 0x84;
+	x->buffer = buf;
+	x->length = 300;
+	x->num_iso_packets = 3;
+	x->actual_length = 0; /* libusb leaves it unset for iso */
+	x->status = LIBUSB_TRANSFER_COMPLETED;
+	const struct {
+		unsigned actual;
+		enum libusb_transfer_status st;
+	} pk[3] = {
+		{ 100, LIBUSB_TRANSFER_COMPLETED },
+		{ 40, LIBUSB_TRANSFER_COMPLETED },
+		{ 0, LIBUSB_TRANSFER_ERROR },
+	};
+
+	for (int i = 0; i < 3; i++) {
+		x->iso_packet_desc[i].length = 100;
+		x->iso_packet_desc[i].actual_length = pk[i].actual;
+		x->iso_packet_desc[i].status = pk[i].st;
+	}
+	lu_fill_result(&t, x);
+	assert_int_equal(t.status, 0);
+	assert_int_equal(t.actual_length, 140);
+	assert_int_equal(iso[0].actual_length, 100);
+	assert_int_equal(iso[0].status, 0);
+	assert_int_equal(iso[1].actual_length, 40);
+	assert_int_equal(iso[1].status, 0); /* a short packet is no error */
+	assert_int_equal(iso[2].actual_length, 0);
+	assert_true(iso[2].status < 0);
+	libusb_free_transfer(x);
+}
+
+static int complete_calls;
+
+static void count_complete(struct bk_transfer *t)
+{
+	(void)t;
+	complete_calls++;
+}
+
+/* Submits that fail their checks fail before libusb is asked (the handle
+ * has no device at all here) and never call complete(). */
+static void test_submit_rejects(void **state)
+{
+	(void)state;
+	struct lu_handle h;
+	uint8_t buf[64] = { 0x80, 6, 0, 1, 0, 0, 64, 0 }; /* wLength 64 > 56 */
+	struct bk_iso_packet iso[2] = { { 40, 0, 0 }, { 40, 0, 0 } };
+	static const struct {
+		uint8_t type;
+		uint32_t length;
+		uint32_t npk;
+		bool iso;
+		bool buffer;
+		bool complete;
+	} cases[] = {
+		{ BK_XFER_CONTROL, 64, 0, false, true, true },     /* wLength beyond buffer */
+		{ BK_XFER_CONTROL, 4, 0, false, true, true },      /* no setup */
+		{ BK_XFER_BULK, 64, 0, false, true, false },       /* no complete() */
+		{ BK_XFER_BULK, 64, 0, false, false, true },       /* no buffer */
+		{ BK_XFER_BULK, USBIP_MAX_TRANSFER_LENGTH + 1, 0, false, true, true },
+		{ BK_XFER_ISO, 64, 2, true, true, true },          /* packets exceed buffer */
+		{ BK_XFER_ISO, 64, 0, true, true, true },          /* no packets */
+		{ BK_XFER_ISO, 64, 2, false, true, true },         /* no packet array */
+		{ BK_XFER_ISO, 64, USBIP_MAX_ISO_PACKETS + 1, true, true, true },
+		{ 7, 64, 0, false, true, true },                   /* unknown type */
+	};
+
+	memset(&h, 0, sizeof(h));
+	h.sys_fd = -1;
+	assert_int_equal(pthread_mutex_init(&h.xfer_lock, NULL), 0);
+	complete_calls = 0;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bk_transfer t;
+
+		memset(&t, 0, sizeof(t));
+		t.type = cases[i].type;
+		t.endpoint = 0x81;
+		t.length = cases[i].length;
+		t.buffer = cases[i].buffer ? buf : NULL;
+		t.num_iso_packets = cases[i].npk;
+		t.iso = cases[i].iso ? iso : NULL;
+		t.complete = cases[i].complete ? count_complete : NULL;
+		int r = lu_submit(&h.base, &t);
+
+		if (r != -LNX_EINVAL)
+			fail_msg("case %zu: got %d, want -EINVAL", i, r);
+		assert_null(t.priv);
+	}
+	assert_int_equal(complete_calls, 0);
+	assert_int_equal(h.in_flight, 0);
+	assert_null(h.pending);
+
+	/* Never submitted, so nothing to cancel. */
+	struct bk_transfer idle;
+
+	memset(&idle, 0, sizeof(idle));
+	assert_int_equal(lu_cancel(&h.base, &idle), -LNX_ENOENT);
+	pthread_mutex_destroy(&h.xfer_lock);
+}
+
+/* ---- the backend on a host without USB ---------------------------------- */
+
+static bool host_has_usb(void)
+{
+	return access("/sys/bus/usb/devices", F_OK) == 0;
+}
+
+struct hotplug_count {
+	int arrived;
+	int left;
+};
+
+static void count_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_device_info *info)
+{
+	struct hotplug_count *c = ctx;
+
+	(void)info;
+	if (ev == BK_DEVICE_ARRIVED)
+		c->arrived++;
+	else
+		c->left++;
+}
+
+static void test_new_and_enumerate(void **state)
+{
+	(void)state;
+	struct backend *b = libusb_backend_new(NULL);
+
+	assert_non_null(b);
+	assert_string_equal(b->ops->name, "libusb");
+
+	struct bk_device_info *devs = (struct bk_device_info *)&devs; /* must be overwritten */
+	size_t count = 12345;
+
+	assert_int_equal(b->ops->enumerate(b, &devs, &count), 0);
+	if (!host_has_usb()) {
+		assert_int_equal(count, 0);
+		assert_null(devs);
+	}
+	free(devs);
+	b->ops->destroy(b);
+}
+
+static void test_open_unknown(void **state)
+{
+	(void)state;
+	struct backend *b = libusb_backend_new(NULL);
+	struct bk_handle *h = (struct bk_handle *)&h;
+
+	assert_non_null(b);
+	if (!host_has_usb()) {
+		assert_int_equal(b->ops->open(b, "9-9", &h), -LNX_ENODEV);
+		assert_null(h);
+		assert_int_equal(b->ops->open(b, "1-1.2.3", &h), -LNX_ENODEV);
+	}
+	/* Malformed busids never reach libusb, on any host. */
+	static const char *const bad[] = { "", "1", "1-", "01-1", "1-1.", "x-1", "1-0" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		h = (struct bk_handle *)&h;
+		assert_int_equal(b->ops->open(b, bad[i], &h), -LNX_EINVAL);
+		assert_null(h);
+	}
+	b->ops->destroy(b);
+}
+
+static void test_start_stop(void **state)
+{
+	(void)state;
+	struct libusb_backend_options opt;
+	struct hotplug_count seen = { 0, 0 };
+
+	libusb_backend_options_init(&opt);
+	assert_int_equal(opt.rescan_interval_ms, 1000);
+	assert_false(opt.include_vhci);
+	assert_true(opt.use_hotplug);
+	assert_string_equal(opt.sysfs_root, "/sys");
+	opt.rescan_interval_ms = 10; /* many rescans in a short run */
+
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	backend_set_hotplug(b, count_hotplug, &seen);
+
+	b->ops->stop(b); /* before start: harmless */
+	assert_int_equal(b->ops->start(b), 0);
+	assert_int_equal(b->ops->start(b), -LNX_EBUSY);
+
+	struct timespec pause = { .tv_sec = 0, .tv_nsec = 150 * 1000 * 1000 };
+
+	nanosleep(&pause, NULL);
+	/* Enumerating while the event thread rescans. */
+	struct bk_device_info *devs = NULL;
+	size_t count = 0;
+
+	assert_int_equal(b->ops->enumerate(b, &devs, &count), 0);
+	free(devs);
+
+	/* stop() must return promptly even though the thread waits in libusb. */
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	b->ops->stop(b);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+
+	assert_true(ms < 500);
+	b->ops->stop(b); /* twice: harmless */
+
+	/* Nothing was plugged: rescans must not invent events. */
+	if (!host_has_usb()) {
+		assert_int_equal(seen.arrived, 0);
+		assert_int_equal(seen.left, 0);
+	}
+
+	/* Restartable, and destroy stops a running backend. */
+	assert_int_equal(b->ops->start(b), 0);
+	b->ops->destroy(b);
+}
+
+static void test_stop_wakes_long_wait(void **state)
+{
+	(void)state;
+	struct libusb_backend_options opt;
+
+	libusb_backend_options_init(&opt);
+	opt.rescan_interval_ms = 0; /* the thread sleeps in libusb only */
+	opt.use_hotplug = false;
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	assert_int_equal(b->ops->start(b), 0);
+
+	struct timespec pause = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+
+	nanosleep(&pause, NULL);
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	b->ops->stop(b);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+
+	/* Without the interrupt it would sit out its 1 s wait. */
+	assert_true(ms < 500);
+	b->ops->destroy(b);
+}
+
+static void test_two_backends(void **state)
+{
+	(void)state;
+	/* No singletons: two instances side by side. */
+	struct backend *a = libusb_backend_new(NULL);
+	struct backend *c = libusb_backend_new(NULL);
+
+	assert_non_null(a);
+	assert_non_null(c);
+	assert_int_equal(a->ops->start(a), 0);
+	assert_int_equal(c->ops->start(c), 0);
+	c->ops->destroy(c);
+	a->ops->destroy(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_vhci_detection, fake_sysfs_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_sysfs_read_attr, fake_sysfs_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test(test_busid_from_ports),
+		cmocka_unit_test(test_diff),
+		cmocka_unit_test(test_control_length),
+		cmocka_unit_test(test_fill_result),
+		cmocka_unit_test(test_fill_result_iso),
+		cmocka_unit_test(test_submit_rejects),
+		cmocka_unit_test(test_new_and_enumerate),
+		cmocka_unit_test(test_open_unknown),
+		cmocka_unit_test(test_start_stop),
+		cmocka_unit_test(test_stop_wakes_long_wait),
+		cmocka_unit_test(test_two_backends),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
