@@ -30,7 +30,38 @@
  * manufacturer "usbip-notify", product "Simulated Gadget Zero", serial
  * "SIM000N"), GET_STATUS, GET_CONFIGURATION, GET_INTERFACE, and gadget zero's
  * vendor requests 0x5b (OUT: store up to 256 bytes) / 0x5c (IN: read them
- * back). Anything else stalls (-EPIPE). */
+ * back). Anything else stalls (-EPIPE), including SET_CONFIGURATION,
+ * SET_INTERFACE and CLEAR_FEATURE sent raw: those go through the backend's
+ * own calls.
+ *
+ * How the vtable behaves (chosen to match libusb/usbfs on Linux):
+ * - submit: -ENODEV once the device is gone; -ENOENT for an endpoint that no
+ *   current altsetting has (or configuration 0); -EINVAL for a transfer type
+ *   that does not match the endpoint, a control buffer shorter than 8 +
+ *   wLength, bad iso packets, or a loopback OUT longer than SIM_LOOPBACK_MAX;
+ *   -EBUSY for the same transfer submitted twice, or an endpoint of a locked
+ *   interface this handle has not claimed. Claims are not otherwise checked
+ *   (usbfs claims implicitly). Completion is never inline: always on the
+ *   event thread, after start(). Per endpoint, transfers complete in order.
+ * - cancel: 0 while the transfer waits (delay, or loopback data/room); its
+ *   completion then has -ECONNRESET. -ENOENT once its result is decided.
+ * - claim_interface: -ENOENT for no such interface, -EBUSY when locked or
+ *   claimed by another handle, 0 when this handle already holds it.
+ *   release_interface: -ENOENT when this handle does not hold it.
+ * - set_interface: -EINVAL for an altsetting the descriptors lack, -ENOENT
+ *   when not claimed; flushes the interface's pending transfers (-ESHUTDOWN)
+ *   and clears its endpoints' stalls.
+ * - set_configuration: 0 or 1, else -EINVAL; the current value is a no-op;
+ *   changing it while any interface is claimed is -EBUSY.
+ * - get_active_config: -ENOENT when unconfigured, -EOVERFLOW if n is short.
+ * - clear_halt: -ENOENT for an endpoint that does not exist now.
+ * - reset: pending transfers fail with -ESHUTDOWN, altsettings go to 0,
+ *   stalls, loopback FIFO and vendor buffer are cleared; claims and devnum
+ *   stay.
+ * - close with transfers still pending (a caller bug): they complete with
+ *   -ESHUTDOWN on the event thread. destroy completes whatever is left with
+ *   -ESHUTDOWN on the caller's thread. stop() must not be called from a
+ *   callback. */
 #ifndef USBIP_NOTIFY_BACKEND_SIM_H
 #define USBIP_NOTIFY_BACKEND_SIM_H
 
@@ -62,10 +93,12 @@ int sim_set_delay(struct backend *b, const char *busid, uint32_t ms);
  * enumerate no longer lists it. */
 int sim_unplug(struct backend *b, const char *busid);
 
-/* A vanished device comes back (same busid, a new devnum); BK_DEVICE_ARRIVED. */
+/* A vanished device comes back (same busid, a new devnum); BK_DEVICE_ARRIVED.
+ * Unplugging an absent device is -ENODEV, plugging a present one -EBUSY. */
 int sim_plug(struct backend *b, const char *busid);
 
-/* Makes claim_interface(ifnum) fail with -EBUSY (locked = true) or succeed. */
+/* Makes claim_interface(ifnum) fail with -EBUSY (locked = true) or succeed.
+ * An existing claim is not taken away. -EINVAL for ifnum >= 4. */
 int sim_lock_interface(struct backend *b, const char *busid, uint8_t ifnum, bool locked);
 
 /* Counters for leak checks in tests: transfers submitted but not yet
