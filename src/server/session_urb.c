@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "proto/bytes.h"
 #include "common/net.h"
 #include "server/ctrl_request.h"
 #include "server/session_internal.h"
@@ -216,7 +217,12 @@ int session_submit(struct session *s, const struct usbip_header *h)
 	if (!fail && control) {
 		u->xfer.type = BK_XFER_CONTROL;
 		u->xfer.endpoint = 0;
-		if (iso_count > 0)
+		/* As the kernel's USB core insists: wLength equals the buffer and
+		 * the data stage goes the way bmRequestType says. */
+		uint16_t wlength = get_le16(c->setup + 6);
+		bool setup_in = (c->setup[0] & 0x80) != 0;
+		if (iso_count > 0 || wlength != len ||
+		    (len > 0 && setup_in != (h->direction == USBIP_DIR_IN)))
 			fail = LNX_EINVAL;
 		else
 			ctrl = ctrl_classify(c->setup);

@@ -299,6 +299,21 @@ static void test_control_vendor_roundtrip(void **state)
 	assert_memory_equal(r.data, msg, sizeof(msg));
 	uc_reply_free(&r);
 
+	/* A setup packet that disagrees with the URB is refused with a status:
+	 * wLength larger than the buffer, or an IN request sent as OUT. */
+	struct uc_urb bad = { .seqnum = 5, .direction = USBIP_DIR_IN, .buffer_length = 8 };
+	setup_packet(bad.setup, 0x80, 6, 0x0100, 0, 18);
+	do_urb(c, &bad, &r);
+	assert_int_equal(r.status, -LNX_EINVAL);
+	uc_reply_free(&r);
+	uint8_t eight[8] = { 0 };
+	struct uc_urb wrong_way = { .seqnum = 6, .direction = USBIP_DIR_OUT, .buffer_length = 8,
+				    .out_data = eight };
+	setup_packet(wrong_way.setup, 0xc0, 0x5c, 0, 0, 8);
+	do_urb(c, &wrong_way, &r);
+	assert_int_equal(r.status, -LNX_EINVAL);
+	uc_reply_free(&r);
+
 	/* An unknown request stalls: a status, not a disconnect. */
 	control(c, 3, 0xc0, 0x77, 0, 0, 8, NULL, &r);
 	assert_int_equal(r.status, -LNX_EPIPE);
