@@ -122,6 +122,9 @@ struct backend_ops {
 	void (*close)(struct bk_handle *h);
 	/* Raw bytes of the active configuration descriptor; returns its length. */
 	int (*get_active_config)(struct bk_handle *h, uint8_t *buf, size_t n);
+	/* Releases this handle's claimed interfaces first (usbfs refuses to
+	 * change configuration under claims) without giving kernel drivers
+	 * back: the caller claims the new configuration's interfaces next. */
 	int (*set_configuration)(struct bk_handle *h, int value);
 	/* Detaches a kernel driver first where the OS has one; release gives it back. */
 	int (*claim_interface)(struct bk_handle *h, uint8_t ifnum);

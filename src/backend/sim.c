@@ -824,9 +824,12 @@ static int sim_set_configuration(struct bk_handle *bh, int value)
 		ret = -LNX_EINVAL;
 	} else if (value == dev->config) {
 		ret = 0; /* nothing to change */
-	} else if (any_claim(sb, dev, NULL, 0xff)) {
-		ret = -LNX_EBUSY; /* as usbfs: not while interfaces are claimed */
+	} else if (any_claim(sb, dev, h, 0xff)) {
+		ret = -LNX_EBUSY; /* as usbfs: not while others hold interfaces */
 	} else {
+		/* The backend contract: this handle's claims end with the
+		 * configuration they belonged to. */
+		h->claimed = 0;
 		flush_device(sb, dev, FLUSH_NON_CONTROL, -LNX_ESHUTDOWN);
 		dev->config = (uint8_t)value;
 		memset(dev->alt, 0, sizeof(dev->alt));

@@ -11,6 +11,26 @@ void export_table_init(struct export_table *t, export_filter_fn filter, void *ct
 	t->head = NULL;
 	t->filter = filter;
 	t->filter_ctx = ctx;
+	t->observer = NULL;
+	t->observer_ctx = NULL;
+}
+
+void export_table_set_observer(struct export_table *t, export_observer_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&t->lock);
+	t->observer = fn;
+	t->observer_ctx = ctx;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Caller holds t->lock. */
+static void notify(struct export_table *t, enum export_change change,
+		   const struct export_entry *e)
+{
+	if (!t->observer)
+		return;
+	struct export_view v = { e->info, e->holder != NULL };
+	t->observer(t->observer_ctx, change, &v);
 }
 
 void export_table_destroy(struct export_table *t)
@@ -60,6 +80,8 @@ bool export_table_add(struct export_table *t, const struct bk_device_info *info)
 		added = !e->present;
 		e->info = *info;
 		e->present = true;
+		if (added)
+			notify(t, EXPORT_CHANGE_PLUGGED, e);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return added;
@@ -73,6 +95,7 @@ bool export_table_remove(struct export_table *t, const char *busid)
 	if (e && e->present) {
 		was_present = true;
 		e->present = false;
+		notify(t, EXPORT_CHANGE_UNPLUGGED, e);
 		if (e->holder)
 			e->holder->gone(e->holder);
 	}
@@ -80,17 +103,15 @@ bool export_table_remove(struct export_table *t, const char *busid)
 	return was_present;
 }
 
-int export_table_snapshot(struct export_table *t, struct export_view **out)
+/* Caller holds t->lock. Returns the count or -ENOMEM. */
+static int collect_present(struct export_table *t, struct export_view **out)
 {
-	pthread_mutex_lock(&t->lock);
 	size_t n = 0;
 	for (struct export_entry *e = t->head; e; e = e->next)
 		n += e->present;
 	struct export_view *v = calloc(n ? n : 1, sizeof(*v));
-	if (!v) {
-		pthread_mutex_unlock(&t->lock);
+	if (!v)
 		return -LNX_ENOMEM;
-	}
 	/* The list is newest first; report oldest first, a stable order. */
 	size_t i = n;
 	for (struct export_entry *e = t->head; e; e = e->next) {
@@ -100,9 +121,30 @@ int export_table_snapshot(struct export_table *t, struct export_view **out)
 		v[i].info = e->info;
 		v[i].held = e->holder != NULL;
 	}
-	pthread_mutex_unlock(&t->lock);
 	*out = v;
 	return (int)n;
+}
+
+int export_table_snapshot(struct export_table *t, struct export_view **out)
+{
+	pthread_mutex_lock(&t->lock);
+	int n = collect_present(t, out);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+int export_table_snapshot_locked(struct export_table *t, export_snapshot_fn fn, void *ctx)
+{
+	struct export_view *v;
+	pthread_mutex_lock(&t->lock);
+	int n = collect_present(t, &v);
+	if (n >= 0)
+		fn(ctx, v, (size_t)n);
+	pthread_mutex_unlock(&t->lock);
+	if (n < 0)
+		return n;
+	free(v);
+	return 0;
 }
 
 enum export_claim_result export_table_claim(struct export_table *t, const char *busid,
@@ -120,6 +162,7 @@ enum export_claim_result export_table_claim(struct export_table *t, const char *
 		e->holder = holder;
 		*info_out = e->info;
 		r = EXPORT_CLAIMED;
+		notify(t, EXPORT_CHANGE_HELD, e);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
@@ -130,7 +173,10 @@ void export_table_release(struct export_table *t, const char *busid,
 {
 	pthread_mutex_lock(&t->lock);
 	struct export_entry *e = find(t, busid);
-	if (e && e->holder == holder)
+	if (e && e->holder == holder) {
 		e->holder = NULL;
+		if (e->present)
+			notify(t, EXPORT_CHANGE_HELD, e);
+	}
 	pthread_mutex_unlock(&t->lock);
 }

@@ -4,7 +4,9 @@
  * events. An entry stays (marked absent) while a session still holds a
  * device that left, so that session can release it by name. All functions
  * take the table's own lock; none calls out while holding it except the
- * holder's gone() hook, which must only flag and wake (see session.h). */
+ * holder's gone() hook and the observer, which must only flag, enqueue and
+ * wake (see session.h, notify_hub.h). Lock order: the table's lock before
+ * any lock the observer takes. */
 #ifndef USBIP_NOTIFY_SERVER_EXPORT_TABLE_H
 #define USBIP_NOTIFY_SERVER_EXPORT_TABLE_H
 
@@ -30,15 +32,49 @@ struct export_entry {
  * not on a vhci bus. */
 typedef bool (*export_filter_fn)(void *ctx, const struct bk_device_info *info);
 
+/* What a device is (and whether it is held), as offered. */
+struct export_view {
+	struct bk_device_info info;
+	bool held;
+};
+
+enum export_change {
+	EXPORT_CHANGE_PLUGGED,    /* newly present and offered */
+	EXPORT_CHANGE_UNPLUGGED,  /* was present, left */
+	EXPORT_CHANGE_HELD,       /* a present device was claimed or released */
+};
+
+/* Told of every change, with the table locked, in the order the changes
+ * happen (so a device that leaves and comes back gives UNPLUGGED then
+ * PLUGGED). view is valid only during the call. It must only copy and
+ * enqueue: no I/O, nothing that blocks, no call into the table. */
+typedef void (*export_observer_fn)(void *ctx, enum export_change change,
+				   const struct export_view *view);
+
+/* Gets the present devices with the table locked: whatever it registers
+ * then sees every later change and none from before. Same rules as the
+ * observer; views is valid only during the call. */
+typedef void (*export_snapshot_fn)(void *ctx, const struct export_view *views, size_t n);
+
 struct export_table {
 	pthread_mutex_t lock;
 	struct export_entry *head;
 	export_filter_fn filter;
 	void *filter_ctx;
+	export_observer_fn observer; /* NULL: nobody listens */
+	void *observer_ctx;
 };
 
 void export_table_init(struct export_table *t, export_filter_fn filter, void *ctx);
 void export_table_destroy(struct export_table *t);
+
+/* Sets (or with NULL clears) the one observer. Takes the lock, so once it
+ * returns a previous observer is no longer being called. */
+void export_table_set_observer(struct export_table *t, export_observer_fn fn, void *ctx);
+
+/* Calls fn once with the present devices (oldest first) under the lock.
+ * Returns 0 or -ENOMEM (then fn was not called). */
+int export_table_snapshot_locked(struct export_table *t, export_snapshot_fn fn, void *ctx);
 
 /* A device appeared (or was seen again by a rescan). Returns true if it is
  * newly present and offered. */
@@ -49,10 +85,6 @@ bool export_table_remove(struct export_table *t, const char *busid);
 
 /* Snapshot of present devices (and whether each is held); malloc'ed array
  * in *out, caller frees. Returns the count or -ENOMEM. */
-struct export_view {
-	struct bk_device_info info;
-	bool held;
-};
 int export_table_snapshot(struct export_table *t, struct export_view **out);
 
 enum export_claim_result {

@@ -5,6 +5,7 @@
  * SIGINT/SIGTERM. */
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "backend/libusb_backend.h"
 #include "backend/sim.h"
 #include "common/log.h"
+#include "server/export_filter.h"
 #include "server/server.h"
 
 #define SERVER_VERSION "0.1.0"
@@ -33,22 +35,78 @@ static void usage(FILE *out)
 		"      --rescan-ms N     device rescan period, 0 = hotplug events only\n"
 		"                        (default %u)\n"
 		"      --max-urbs N      URBs in flight per session (default %u)\n"
+		"      --allow RULE      export only devices matching an allow rule\n"
+		"      --deny RULE       never export devices matching RULE (wins over\n"
+		"                        --allow); both repeatable. RULE is VID[:PID[:SERIAL]]\n"
+		"                        (hex ids) or a busid, which also covers the ports\n"
+		"                        behind it (1-1 covers 1-1.3)\n"
+		"\n"
+		"Notify channel (hotplug events for clients, docs/notify-protocol.md):\n"
+		"      --notify-listen ADDR  address for it (default: every address)\n"
+		"      --notify-port PORT    its TCP port (default %s)\n"
+		"      --notify-heartbeat S  v2 heartbeat in seconds (default %u)\n"
+		"      --notify-token-file F require the shared secret in F (first line)\n"
+		"      --notify-token SECRET the same, given on the command line (visible\n"
+		"                            to other local users: prefer the file)\n"
+		"      --no-notify           no notify channel\n"
+		"\n"
 		"  -l, --log-level LVL   error, warn, info (default) or debug\n"
 		"  -v, --verbose         same as --log-level debug\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n",
-		LIBUSB_BACKEND_DEFAULT_RESCAN_MS, SESSION_DEFAULT_MAX_URBS);
+		LIBUSB_BACKEND_DEFAULT_RESCAN_MS, SESSION_DEFAULT_MAX_URBS, NOTIFY_DEFAULT_PORT,
+		NOTIFY_DEFAULT_HEARTBEAT_S);
 }
 
 struct options {
 	struct server_config server;
 	struct libusb_backend_options libusb;
 	const char *sim;
+	struct export_filter filter;
+	char token[NOTIFY_V2_TOKEN_SIZE];
 };
+
+/* Reads the token: the file's first line, without its line end. */
+static int read_token_file(const char *path, char *out, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "cannot open token file %s\n", path);
+		return -1;
+	}
+	char line[NOTIFY_V2_TOKEN_SIZE + 2];
+	bool ok = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	if (ok) {
+		line[strcspn(line, "\r\n")] = '\0';
+		ok = line[0] != '\0' && strlen(line) < n;
+	}
+	if (!ok) {
+		fprintf(stderr, "token file %s: want one line of 1..%zu bytes\n", path, n - 1);
+		return -1;
+	}
+	strcpy(out, line);
+	return 0;
+}
+
+static int add_rule(struct options *o, bool allow, const char *rule)
+{
+	int rc = export_filter_add(&o->filter, allow, rule);
+	if (rc != EXPORT_RULE_OK) {
+		fprintf(stderr, "bad --%s rule \"%s\": %s\n", allow ? "allow" : "deny", rule,
+			export_rule_strerror(rc));
+		return 2;
+	}
+	return 0;
+}
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SIM = 256, OPT_LIBUSB, OPT_INCLUDE_VHCI, OPT_RESCAN_MS, OPT_MAX_URBS };
+	enum {
+		OPT_SIM = 256, OPT_LIBUSB, OPT_INCLUDE_VHCI, OPT_RESCAN_MS, OPT_MAX_URBS,
+		OPT_ALLOW, OPT_DENY, OPT_NOTIFY_LISTEN, OPT_NOTIFY_PORT, OPT_NOTIFY_HEARTBEAT,
+		OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY,
+	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'p' },
@@ -57,13 +115,21 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "include-vhci", no_argument, NULL, OPT_INCLUDE_VHCI },
 		{ "rescan-ms", required_argument, NULL, OPT_RESCAN_MS },
 		{ "max-urbs", required_argument, NULL, OPT_MAX_URBS },
+		{ "allow", required_argument, NULL, OPT_ALLOW },
+		{ "deny", required_argument, NULL, OPT_DENY },
+		{ "notify-listen", required_argument, NULL, OPT_NOTIFY_LISTEN },
+		{ "notify-port", required_argument, NULL, OPT_NOTIFY_PORT },
+		{ "notify-heartbeat", required_argument, NULL, OPT_NOTIFY_HEARTBEAT },
+		{ "notify-token", required_argument, NULL, OPT_NOTIFY_TOKEN },
+		{ "notify-token-file", required_argument, NULL, OPT_NOTIFY_TOKEN_FILE },
+		{ "no-notify", no_argument, NULL, OPT_NO_NOTIFY },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, level;
+	int c, level, rc;
 	char *end;
 	unsigned long n;
 
@@ -105,6 +171,47 @@ static int parse_options(int argc, char **argv, struct options *o)
 			}
 			o->server.limits.max_urbs = (unsigned)n;
 			break;
+		case OPT_ALLOW:
+		case OPT_DENY:
+			rc = add_rule(o, c == OPT_ALLOW, optarg);
+			if (rc)
+				return rc;
+			break;
+		case OPT_NOTIFY_LISTEN:
+			o->server.notify.host = optarg;
+			break;
+		case OPT_NOTIFY_PORT:
+			n = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || n > 65535) {
+				fprintf(stderr, "bad --notify-port: %s\n", optarg);
+				return 2;
+			}
+			o->server.notify.port = optarg;
+			break;
+		case OPT_NOTIFY_HEARTBEAT:
+			n = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || n < 1 || n > NOTIFY_MAX_HEARTBEAT_S) {
+				fprintf(stderr, "bad --notify-heartbeat: %s (1..%d)\n", optarg,
+					NOTIFY_MAX_HEARTBEAT_S);
+				return 2;
+			}
+			o->server.notify.heartbeat_s = (unsigned)n;
+			break;
+		case OPT_NOTIFY_TOKEN:
+			if (!*optarg || strlen(optarg) >= sizeof(o->token)) {
+				fprintf(stderr, "bad --notify-token: 1..%zu bytes\n",
+					sizeof(o->token) - 1);
+				return 2;
+			}
+			strcpy(o->token, optarg);
+			break;
+		case OPT_NOTIFY_TOKEN_FILE:
+			if (read_token_file(optarg, o->token, sizeof(o->token)) < 0)
+				return 2;
+			break;
+		case OPT_NO_NOTIFY:
+			o->server.notify.enabled = false;
+			break;
 		case 'l':
 			level = log_level_parse(optarg);
 			if (level < 0) {
@@ -134,18 +241,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-static bool export_everything(void *ctx, const struct bk_device_info *info)
-{
-	(void)ctx;
-	(void)info;
-	return true;
-}
-
 int main(int argc, char **argv)
 {
-	struct options o = { 0 };
+	struct options o;
+	memset(&o, 0, sizeof(o));
 	server_config_defaults(&o.server);
+	o.server.notify.enabled = true;
 	libusb_backend_options_init(&o.libusb);
+	export_filter_init(&o.filter, false);
 	int rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
@@ -164,9 +267,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	/* Devices on vhci buses are hidden by the backend unless asked for. */
-	if (o.libusb.include_vhci)
-		o.server.filter = export_everything;
+	/* Devices on vhci buses are hidden (by the backend too) unless asked for. */
+	o.filter.include_vhci = o.libusb.include_vhci;
+	o.server.filter = export_filter_offers;
+	o.server.filter_ctx = &o.filter;
+	if (o.token[0])
+		o.server.notify.token = o.token;
 
 	/* Block the stop signals in every thread; the main thread waits for them. */
 	sigset_t stop;

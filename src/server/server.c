@@ -32,6 +32,7 @@ struct server {
 	struct backend *backend;
 	struct server_config cfg;
 	struct export_table exports;
+	struct notify_hub *notify; /* NULL when disabled */
 	int listen_fds[SERVER_MAX_LISTEN_FDS];
 	int n_listen;
 	int wake[2]; /* self-pipe: tells the listener to stop */
@@ -51,6 +52,7 @@ void server_config_defaults(struct server_config *cfg)
 	cfg->limits.max_urbs = SESSION_DEFAULT_MAX_URBS;
 	cfg->limits.max_bytes = SESSION_DEFAULT_MAX_BYTES;
 	cfg->max_connections = 64;
+	notify_config_defaults(&cfg->notify);
 }
 
 static void on_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_device_info *info)
@@ -81,6 +83,16 @@ struct server *server_new(struct backend *b, const struct server_config *cfg)
 struct export_table *server_exports(struct server *srv)
 {
 	return &srv->exports;
+}
+
+struct notify_hub *server_notify(struct server *srv)
+{
+	return srv->notify;
+}
+
+int server_notify_port(const struct server *srv)
+{
+	return srv->notify ? notify_hub_port(srv->notify) : -1;
 }
 
 int server_port(const struct server *srv)
@@ -323,10 +335,24 @@ int server_start(struct server *srv)
 		goto err_close;
 	}
 
+	/* The hub observes the table before hotplug events flow, and takes
+	 * each subscriber's snapshot under the table's lock. */
+	if (srv->cfg.notify.enabled) {
+		srv->notify = notify_hub_new(&srv->exports, &srv->cfg.notify);
+		if (!srv->notify) {
+			log_error("notify: bad configuration");
+			rc = -EINVAL;
+			goto err_close;
+		}
+		rc = notify_hub_start(srv->notify);
+		if (rc < 0)
+			goto err_free_notify;
+	}
+
 	backend_set_hotplug(srv->backend, on_hotplug, srv);
 	rc = srv->backend->ops->start(srv->backend);
 	if (rc < 0)
-		goto err_close;
+		goto err_free_notify;
 	if (pthread_create(&srv->listener, NULL, listener_main, srv) != 0) {
 		rc = -ENOMEM;
 		goto err_stop_backend;
@@ -337,6 +363,9 @@ int server_start(struct server *srv)
 
 err_stop_backend:
 	srv->backend->ops->stop(srv->backend);
+err_free_notify:
+	notify_hub_free(srv->notify);
+	srv->notify = NULL;
 err_close:
 	for (int i = 0; i < srv->n_listen; i++)
 		close(srv->listen_fds[i]);
@@ -349,6 +378,7 @@ void server_stop(struct server *srv)
 	if (!srv->started)
 		return;
 	srv->started = false;
+	notify_hub_stop(srv->notify);
 	(void)!write(srv->wake[1], "x", 1);
 	pthread_join(srv->listener, NULL);
 	for (int i = 0; i < srv->n_listen; i++)
@@ -386,6 +416,7 @@ void server_free(struct server *srv)
 		close(srv->wake[0]);
 		close(srv->wake[1]);
 	}
+	notify_hub_free(srv->notify);
 	export_table_destroy(&srv->exports);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);

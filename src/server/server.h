@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "server/export_table.h"
+#include "server/notify_hub.h"
 #include "server/session.h"
 
 #define SERVER_DEFAULT_PORT "3240"
@@ -20,6 +21,7 @@ struct server_config {
 	unsigned max_connections;    /* connections served at once */
 	export_filter_fn filter;     /* NULL = every device not on a vhci bus */
 	void *filter_ctx;
+	struct notify_config notify; /* the hotplug channel; off by default */
 };
 
 void server_config_defaults(struct server_config *cfg);
@@ -38,8 +40,13 @@ int server_port(const struct server *srv);
 
 struct export_table *server_exports(struct server *srv);
 
-/* Stops accepting, ends every session (releasing its device), stops the
- * backend's event thread. */
+/* The notify hub, NULL when notify is disabled or not started, and its
+ * port (-1 then). */
+struct notify_hub *server_notify(struct server *srv);
+int server_notify_port(const struct server *srv);
+
+/* Stops the notify hub (closing its subscribers), stops accepting, ends
+ * every session (releasing its device), stops the backend's event thread. */
 void server_stop(struct server *srv);
 void server_free(struct server *srv);
 

@@ -81,6 +81,41 @@ static int do_set_interface(struct session *s, uint16_t ifnum, uint16_t alt)
 	return rc;
 }
 
+/* SET_CONFIGURATION. The client's USB core sends one for the configuration
+ * the device already has, right after attach: setting it again would make
+ * the host OS reset the configuration (and, on Linux, trip over kernel
+ * drivers that rebind meanwhile), so that case only puts every interface
+ * back to alternate setting 0, which is what a repeated SET_CONFIGURATION
+ * means to the device. */
+static int do_set_configuration(struct session *s, uint16_t value)
+{
+	const struct backend_ops *ops = s->handle->backend->ops;
+	uint8_t reset_alt[USB_DESC_MAX_INTERFACES];
+	int n_reset = 0;
+
+	pthread_mutex_lock(&s->state_lock);
+	bool same = s->have_cfg && s->cfg.config_value == value;
+	for (int i = 0; same && i < s->cfg.num_interfaces; i++)
+		if (s->cur_alt[i] != 0 && s->claimed[i])
+			reset_alt[n_reset++] = s->cfg.iface[i].number;
+	if (!same)
+		memset(s->claimed, 0, sizeof(s->claimed)); /* the backend drops them */
+	pthread_mutex_unlock(&s->state_lock);
+
+	if (same) {
+		int rc = 0;
+		for (int i = 0; i < n_reset; i++) {
+			int r = do_set_interface(s, reset_alt[i], 0);
+			if (r < 0)
+				rc = r;
+		}
+		return rc;
+	}
+	int rc = ops->set_configuration(s->handle, value);
+	session_claim_all(s); /* whatever is active now, even on failure */
+	return rc;
+}
+
 static int run_request(struct session *s, const struct ctrl_decision *d)
 {
 	const struct backend_ops *ops = s->handle->backend->ops;
@@ -88,10 +123,7 @@ static int run_request(struct session *s, const struct ctrl_decision *d)
 
 	switch (d->action) {
 	case CTRL_SET_CONFIGURATION:
-		session_release_all(s);
-		rc = ops->set_configuration(s->handle, d->value);
-		session_claim_all(s); /* whatever is active now, even on failure */
-		return rc;
+		return do_set_configuration(s, d->value);
 	case CTRL_SET_INTERFACE:
 		return do_set_interface(s, d->index, d->value);
 	case CTRL_CLEAR_HALT:

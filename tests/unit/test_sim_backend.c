@@ -1004,10 +1004,18 @@ static void test_set_configuration(void **state)
 	assert_int_equal(f->b->ops->set_configuration(f->h, 2), -LNX_EINVAL);
 	assert_int_equal(f->b->ops->set_configuration(f->h, -1), -LNX_EINVAL);
 	assert_int_equal(f->b->ops->set_configuration(f->h, 1), 0); /* already */
-	assert_int_equal(f->b->ops->claim_interface(f->h, 0), 0);
+	/* Another handle's claim blocks a change, as in usbfs... */
+	struct bk_handle *other;
+	assert_int_equal(f->b->ops->open(f->b, "1-1", &other), 0);
+	assert_int_equal(f->b->ops->claim_interface(other, 1), 0);
 	assert_int_equal(f->b->ops->set_configuration(f->h, 0), -LNX_EBUSY);
-	assert_int_equal(f->b->ops->release_interface(f->h, 0), 0);
+	assert_int_equal(f->b->ops->release_interface(other, 1), 0);
+	f->b->ops->close(other);
+	/* ...while this handle's own claims end with their configuration. */
+	assert_int_equal(f->b->ops->claim_interface(f->h, 0), 0);
 	assert_int_equal(f->b->ops->set_configuration(f->h, 0), 0);
+	assert_int_equal(sim_claimed_interfaces(f->b), 0);
+	assert_int_equal(f->b->ops->release_interface(f->h, 0), -LNX_ENOENT);
 
 	assert_int_equal(f->b->ops->enumerate(f->b, &list, &n), 0);
 	assert_int_equal(n, 2);

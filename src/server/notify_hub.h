@@ -1,0 +1,88 @@
+/* The notify hub: tells subscribers which devices are exported, and when
+ * that changes (docs/notify-protocol.md).
+ *
+ * One thread polls the listening sockets and every subscriber; all socket
+ * I/O is non-blocking and happens there. The export table's observer (run
+ * by whoever changes the table, with the table locked) formats each change
+ * once and appends it to every subscriber's queue under the hub's lock, then
+ * wakes the thread: no I/O and nothing that waits on a peer. A subscriber
+ * whose queue would pass queue_bytes is dropped (it reconnects and gets a
+ * fresh snapshot), so one slow or dead peer never holds up USB traffic, the
+ * table, or the other subscribers.
+ *
+ * A subscriber's snapshot is taken with export_table_snapshot_locked and
+ * the subscriber starts receiving changes in the same locked section, so a
+ * device is never reported twice or out of order.
+ *
+ * Lock order: export table lock, then hub lock. The hub thread never holds
+ * its lock while it calls into the table. */
+#ifndef USBIP_NOTIFY_SERVER_NOTIFY_HUB_H
+#define USBIP_NOTIFY_SERVER_NOTIFY_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/notify_v2.h"
+#include "server/export_table.h"
+
+#define NOTIFY_DEFAULT_PORT "65432"
+#define NOTIFY_DEFAULT_HEARTBEAT_S 5
+#define NOTIFY_MAX_HEARTBEAT_S 3600
+#define NOTIFY_DEFAULT_MAX_SUBSCRIBERS 256
+#define NOTIFY_DEFAULT_QUEUE_BYTES (256u * 1024u)
+#define NOTIFY_DEFAULT_HELLO_TIMEOUT_MS 5000
+/* A v2 subscriber from which nothing arrived for this many heartbeats is
+ * dropped. */
+#define NOTIFY_SILENT_HEARTBEATS 3
+#define NOTIFY_MAX_LISTEN_FDS 8
+
+struct notify_config {
+	bool enabled;              /* false: no hub at all */
+	const char *host;          /* NULL or "" = every address, IPv4 and IPv6 */
+	const char *port;          /* "0" picks a free port */
+	unsigned heartbeat_s;      /* 1..NOTIFY_MAX_HEARTBEAT_S */
+	unsigned max_subscribers;  /* connections beyond this are closed at once */
+	size_t queue_bytes;        /* per-subscriber output queue bound */
+	int sndbuf;                /* SO_SNDBUF for subscribers, 0 = kernel default */
+	unsigned hello_timeout_ms; /* a connection must say hello by then */
+	const char *token;         /* shared secret, NULL or "" = none; copied */
+	const char *server_name;   /* welcome's server=, NULL = host name; copied */
+};
+
+/* Defaults: disabled (the daemon turns it on; tests pick their port). */
+void notify_config_defaults(struct notify_config *cfg);
+
+struct notify_hub;
+
+/* Does not take ownership of the table; it must outlive the hub. Returns
+ * NULL on a bad configuration (token too long or with control characters,
+ * heartbeat out of range) or no memory. */
+struct notify_hub *notify_hub_new(struct export_table *table, const struct notify_config *cfg);
+
+/* Binds, starts the thread and starts observing the table. 0 or -errno. */
+int notify_hub_start(struct notify_hub *hub);
+
+/* The TCP port bound, or -1. */
+int notify_hub_port(const struct notify_hub *hub);
+
+/* Subscribers connected right now (any state), and how many were dropped
+ * for a full queue or silence since start: for tests and logs. */
+unsigned notify_hub_subscribers(struct notify_hub *hub);
+unsigned long notify_hub_dropped(struct notify_hub *hub);
+
+/* Stops observing the table, closes every subscriber and the listeners,
+ * joins the thread. Safe to call when not started, or with NULL. */
+void notify_hub_stop(struct notify_hub *hub);
+void notify_hub_free(struct notify_hub *hub);
+
+/* The v2 device fields for a table view: strings cut to their field and
+ * control characters replaced by '?'. */
+void notify_device_from_view(const struct export_view *v, struct notify_v2_device *out);
+
+/* Encodes a device, plugged or held message for v; when the line would be
+ * too long, manufacturer and then product are left out (the busid and
+ * serial carry the identity). Returns the length or a notify_v2_err. */
+int notify_encode_view(enum notify_v2_type type, const struct export_view *v, char *out,
+		       size_t n);
+
+#endif
