@@ -11,9 +11,11 @@
  *   configuration calls are synchronous): the server makes them from a
  *   per-session worker, never from a socket reader or the event thread.
  * - Transfer completions and hotplug events are delivered on the backend's
- *   own event thread, started by start(). Callbacks must only record or
- *   enqueue work and must not call back into the backend with locks held
- *   that the backend may need (they may call submit/cancel).
+ *   own threads, started by start(), never on a caller's thread. Callbacks
+ *   must only record or enqueue work and must not call back into the
+ *   backend with locks held that the backend may need (they may call
+ *   submit/cancel). Completions never wait behind enumeration: a device
+ *   being enumerated through us may hold its lock until one arrives.
  * - Nothing here knows about the network. */
 #ifndef USBIP_NOTIFY_BACKEND_BACKEND_H
 #define USBIP_NOTIFY_BACKEND_BACKEND_H

@@ -38,14 +38,6 @@ static struct lu_handle *to_lh(struct bk_handle *h)
 	return (struct lu_handle *)h;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void libusb_backend_options_init(struct libusb_backend_options *opt)
 {
 	opt->rescan_interval_ms = LIBUSB_BACKEND_DEFAULT_RESCAN_MS;
@@ -56,9 +48,10 @@ void libusb_backend_options_init(struct libusb_backend_options *opt)
 
 /* ---- Hotplug and rescan ------------------------------------------------ */
 
-/* Runs on the event thread inside libusb_handle_events: only records. Which
- * device it was does not matter, the rescan diff finds out, and so a device
- * noticed by both hotplug and the periodic rescan is reported once. */
+/* Runs on the event thread inside libusb_handle_events: only records and
+ * wakes the rescan thread. Which device it was does not matter, the rescan
+ * diff finds out, and so a device noticed by both hotplug and the periodic
+ * rescan is reported once. */
 static int LIBUSB_CALL on_libusb_hotplug(libusb_context *ctx, libusb_device *dev,
 					 libusb_hotplug_event event, void *user)
 {
@@ -69,11 +62,12 @@ static int LIBUSB_CALL on_libusb_hotplug(libusb_context *ctx, libusb_device *dev
 	(void)event;
 	pthread_mutex_lock(&b->lock);
 	b->rescan_now = true;
+	pthread_cond_signal(&b->rescan_cond);
 	pthread_mutex_unlock(&b->lock);
 	return 0; /* stay registered */
 }
 
-/* Event thread only: it is the sole writer of known, so it reads it here
+/* Rescan thread only: it is the sole writer of known, so it reads it here
  * without the lock; enumerate() copies it under the lock. */
 static void rescan_and_notify(struct lu_backend *b)
 {
@@ -122,22 +116,19 @@ out_free:
 	free(arrived);
 }
 
+/* The event thread does nothing but libusb's event handling, so transfer
+ * completions are never held up. Enumeration must not run here: listing a
+ * device reads its descriptors, and a device that is itself enumerating
+ * through us (the vhci copy of a device we export, in the same machine)
+ * holds its lock until one of our completions arrives. */
 static void *event_thread(void *arg)
 {
 	struct lu_backend *b = arg;
-	uint64_t next_scan = now_ms() + b->rescan_ms;
 
 	while (!atomic_load(&b->stopping)) {
-		uint64_t wait_ms = LU_EVENT_WAIT_MAX_MS;
-		uint64_t now = now_ms();
-
-		if (b->rescan_ms > 0)
-			wait_ms = next_scan > now ? next_scan - now : 0;
-		if (wait_ms > LU_EVENT_WAIT_MAX_MS)
-			wait_ms = LU_EVENT_WAIT_MAX_MS;
 		struct timeval tv = {
-			.tv_sec = (time_t)(wait_ms / 1000u),
-			.tv_usec = (suseconds_t)((wait_ms % 1000u) * 1000u),
+			.tv_sec = LU_EVENT_WAIT_MAX_MS / 1000u,
+			.tv_usec = (suseconds_t)((LU_EVENT_WAIT_MAX_MS % 1000u) * 1000u),
 		};
 		/* Returns early on events and on libusb_interrupt_event_handler
 		 * from stop(). */
@@ -149,21 +140,42 @@ static void *event_thread(void *arg)
 
 			nanosleep(&pause, NULL); /* no busy loop on a persistent error */
 		}
-		if (atomic_load(&b->stopping))
-			break;
+	}
+	return NULL;
+}
 
-		pthread_mutex_lock(&b->lock);
-		bool due = b->rescan_now;
+/* Rescans every rescan_ms, or at once when libusb's hotplug asks, and
+ * delivers BK_DEVICE_* events; with rescan_ms 0 only when asked. */
+static void *rescan_thread(void *arg)
+{
+	struct lu_backend *b = arg;
 
+	pthread_mutex_lock(&b->lock);
+	while (!atomic_load(&b->stopping)) {
+		if (!b->rescan_now) {
+			if (b->rescan_ms > 0) {
+				struct timespec deadline;
+
+				clock_gettime(CLOCK_REALTIME, &deadline);
+				uint64_t ns = (uint64_t)deadline.tv_nsec +
+					      (uint64_t)(b->rescan_ms % 1000u) * 1000000u;
+				deadline.tv_sec += (time_t)(b->rescan_ms / 1000u + ns / 1000000000u);
+				deadline.tv_nsec = (long)(ns % 1000000000u);
+				pthread_cond_timedwait(&b->rescan_cond, &b->lock, &deadline);
+			} else {
+				pthread_cond_wait(&b->rescan_cond, &b->lock);
+			}
+			if (atomic_load(&b->stopping))
+				break;
+			if (b->rescan_ms == 0 && !b->rescan_now)
+				continue;
+		}
 		b->rescan_now = false;
 		pthread_mutex_unlock(&b->lock);
-		if (b->rescan_ms > 0 && now_ms() >= next_scan)
-			due = true;
-		if (due) {
-			rescan_and_notify(b);
-			next_scan = now_ms() + b->rescan_ms;
-		}
+		rescan_and_notify(b);
+		pthread_mutex_lock(&b->lock);
 	}
+	pthread_mutex_unlock(&b->lock);
 	return NULL;
 }
 
@@ -211,6 +223,14 @@ static int lu_start(struct backend *base)
 		log_error("libusb: cannot start the event thread: %s", strerror(r));
 		goto err_deregister;
 	}
+	r = pthread_create(&b->rescan_thread, NULL, rescan_thread, b);
+	if (r != 0) {
+		log_error("libusb: cannot start the rescan thread: %s", strerror(r));
+		atomic_store(&b->stopping, true);
+		libusb_interrupt_event_handler(b->ctx);
+		pthread_join(b->thread, NULL);
+		goto err_deregister;
+	}
 	pthread_mutex_lock(&b->lock);
 	b->running = true;
 	pthread_mutex_unlock(&b->lock);
@@ -235,8 +255,12 @@ static void lu_stop(struct backend *base)
 	if (!running)
 		return;
 
+	pthread_mutex_lock(&b->lock);
 	atomic_store(&b->stopping, true);
+	pthread_cond_signal(&b->rescan_cond);
+	pthread_mutex_unlock(&b->lock);
 	libusb_interrupt_event_handler(b->ctx);
+	pthread_join(b->rescan_thread, NULL);
 	pthread_join(b->thread, NULL);
 	if (b->hp_registered)
 		libusb_hotplug_deregister_callback(b->ctx, b->hp_handle);
@@ -253,6 +277,7 @@ static void lu_destroy(struct backend *base)
 	libusb_exit(b->ctx);
 	free(b->known);
 	free(b->sysfs_root);
+	pthread_cond_destroy(&b->rescan_cond);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
 }
@@ -702,6 +727,10 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 	atomic_init(&b->stopping, false);
 	if (pthread_mutex_init(&b->lock, NULL) != 0)
 		goto err_free_root;
+	if (pthread_cond_init(&b->rescan_cond, NULL) != 0) {
+		pthread_mutex_destroy(&b->lock);
+		goto err_free_root;
+	}
 
 	int r = libusb_init(&b->ctx);
 
@@ -712,6 +741,7 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 	return &b->base;
 
 err_destroy_lock:
+	pthread_cond_destroy(&b->rescan_cond);
 	pthread_mutex_destroy(&b->lock);
 err_free_root:
 	free(b->sysfs_root);

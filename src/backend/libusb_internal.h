@@ -5,7 +5,8 @@
  * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers).
  *
  * Locking (never held while calling a completion or hotplug callback):
- * - lu_backend.lock guards known/nknown, rescan_now and running.
+ * - lu_backend.lock guards known/nknown, rescan_now and running; rescan_cond
+ *   (with it) wakes the rescan thread.
  * - lu_handle.ctl_lock serialises the handle's configuration calls and
  *   guards claimed[]/detached[]; it may be held across blocking libusb calls.
  * - lu_handle.xfer_lock guards the pending list, in_flight and the priv
@@ -43,7 +44,9 @@ struct lu_backend {
 	bool running;
 
 	atomic_bool stopping;         /* read by the event thread without the lock */
-	pthread_t thread;
+	pthread_t thread;             /* libusb events: completions only */
+	pthread_t rescan_thread;      /* device list diffs and hotplug callbacks */
+	pthread_cond_t rescan_cond;
 	libusb_hotplug_callback_handle hp_handle;
 	bool hp_registered;
 };

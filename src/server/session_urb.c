@@ -250,6 +250,8 @@ int session_submit(struct session *s, const struct usbip_header *h)
 	}
 	u->in_backend = true;
 	int rc = bk_submit(s->handle, &u->xfer);
+	log_debug("session %s: seqnum %u ep 0x%02x type %u len %u submitted (%d)", s->peer,
+		  h->seqnum, u->xfer.endpoint, u->xfer.type, len, rc);
 	if (rc < 0)
 		u->in_backend = false;
 	pthread_mutex_unlock(&s->lock);
@@ -299,6 +301,8 @@ void session_urb_complete(struct bk_transfer *t)
 	struct urb *u = t->user;
 	struct session *s = u->s;
 
+	log_debug("session %s: seqnum %u completed: status %d, %u bytes", s->peer, u->cmd.seqnum,
+		  t->status, t->actual_length);
 	pthread_mutex_lock(&s->lock);
 	u->prev->next = u->next;
 	u->next->prev = u->prev;
