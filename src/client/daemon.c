@@ -1,0 +1,974 @@
+#include "client/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client/client_net.h"
+#include "client/import.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "proto/busid.h"
+#include "proto/notify_v1.h"
+
+#define DAEMON_MAX_SNAPSHOT USBIP_MAX_DEVICES
+#define DAEMON_READ_CHUNK 4096
+
+/* Newline framing with v2's bound (line_framer.h stops at 512 bytes, and a
+ * v2 device line may reach NOTIFY_V2_MAX_LINE). */
+struct linebuf {
+	char buf[NOTIFY_V2_MAX_LINE + 1];
+	size_t len;
+	bool skipping;
+};
+
+struct server_ctx {
+	struct daemon *d;
+	size_t index;
+	const struct daemon_server_spec *spec;
+	pthread_t thread;
+	bool started;
+	/* Under d->lock. */
+	enum daemon_conn_state state;
+	unsigned sessions;
+	struct attachment att[DAEMON_MAX_ATTACHMENTS];
+	size_t natt;
+	/* Connection, owned by the thread. */
+	int fd;
+	struct linebuf lb;
+	bool welcomed;
+	bool in_snapshot;
+	unsigned heartbeat_s;
+	int64_t last_rx_ms;
+	int64_t last_tx_ms;
+	struct notify_v2_device *snap; /* DAEMON_MAX_SNAPSHOT entries */
+	size_t nsnap;
+	unsigned seed;
+};
+
+struct daemon {
+	struct daemon_config cfg;
+	struct vhci vhci;
+	bool vhci_ok;
+	pthread_mutex_t lock;
+	int stop_pipe[2];
+	struct server_ctx servers[DAEMON_MAX_SERVERS];
+};
+
+void daemon_config_defaults(struct daemon_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->usbip_port, sizeof(cfg->usbip_port), "%s", DAEMON_DEFAULT_USBIP_PORT);
+	cfg->protocol = 2;
+	cfg->sysfs_root = DAEMON_DEFAULT_SYSFS_ROOT;
+	cfg->run_dir = DAEMON_DEFAULT_RUN_DIR;
+	cfg->state_file = DAEMON_DEFAULT_STATE_FILE;
+	cfg->backoff_min_ms = 500;
+	cfg->backoff_max_ms = 30000;
+	cfg->connect_timeout_ms = 5000;
+	cfg->import_timeout_ms = 5000;
+	cfg->hello_timeout_ms = 10000;
+}
+
+int daemon_config_add_server(struct daemon_config *cfg, const char *spec)
+{
+	if (cfg->nservers >= DAEMON_MAX_SERVERS)
+		return -ENOSPC;
+	struct daemon_server_spec *s = &cfg->servers[cfg->nservers];
+	int err = cnet_split_host_port(spec, DAEMON_DEFAULT_NOTIFY_PORT, s->host, sizeof(s->host),
+				       s->notify_port, sizeof(s->notify_port));
+	if (err)
+		return err;
+	cfg->nservers++;
+	return 0;
+}
+
+const char *daemon_conn_state_str(enum daemon_conn_state s)
+{
+	switch (s) {
+	case CONN_IDLE:
+		return "idle";
+	case CONN_CONNECTING:
+		return "connecting";
+	case CONN_CONNECTED:
+		return "connected";
+	case CONN_SUBSCRIBED:
+		return "subscribed";
+	case CONN_BACKOFF:
+		return "reconnecting";
+	}
+	return "?";
+}
+
+static bool stopping(struct daemon *d)
+{
+	struct pollfd p = { .fd = d->stop_pipe[0], .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
+}
+
+/* ---- State file --------------------------------------------------------- */
+
+/* Caller holds d->lock. Written whole to a temporary file and renamed, so a
+ * reader never sees half of it. */
+static void state_write_locked(struct daemon *d)
+{
+	const char *path = d->cfg.state_file;
+	if (!path || !*path || d->cfg.dry_run)
+		return;
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return;
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		mkdir(dir, 0755);
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_debug("state file %s: %s", tmp, strerror(errno));
+		return;
+	}
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return;
+	}
+	fprintf(f, "# usbip-notify-client state (protocol v%d%s)\n", d->cfg.protocol,
+		d->cfg.dry_run ? ", dry run" : "");
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		struct server_ctx *s = &d->servers[i];
+		fprintf(f, "server %s port=%s state=%s attached=%zu\n", s->spec->host,
+			s->spec->notify_port, daemon_conn_state_str(s->state), s->natt);
+		for (size_t k = 0; k < s->natt; k++)
+			fprintf(f, "  attached busid=%s vhci-port=%d devid=0x%08x\n",
+				s->att[k].busid, s->att[k].port, s->att[k].devid);
+	}
+	bool ok = fflush(f) == 0;
+	if (fclose(f) != 0)
+		ok = false;
+	if (!ok || rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+static void set_state(struct server_ctx *s, enum daemon_conn_state st)
+{
+	pthread_mutex_lock(&s->d->lock);
+	if (s->state != st) {
+		s->state = st;
+		state_write_locked(s->d);
+	}
+	pthread_mutex_unlock(&s->d->lock);
+}
+
+/* ---- vhci actions (all under d->lock) ----------------------------------- */
+
+/* Reads the live port table into views; returns the count or -errno. */
+static int read_views_locked(struct daemon *d, struct port_view *views, size_t max)
+{
+	struct vhci_port *ports = calloc(VHCI_MAX_PORTS, sizeof(*ports));
+	if (!ports)
+		return -ENOMEM;
+	int n = vhci_read_ports(&d->vhci, ports, VHCI_MAX_PORTS);
+	for (int i = 0; i < n && (size_t)i < max; i++) {
+		views[i].port = ports[i].port;
+		views[i].used = ports[i].state == VHCI_ST_USED;
+		views[i].devid = ports[i].devid;
+	}
+	free(ports);
+	return n < 0 ? n : (n > (int)max ? (int)max : n);
+}
+
+/* Removes port's record only when it is the one we wrote. */
+static void remove_our_record(struct server_ctx *s, const struct attachment *a)
+{
+	char host[VHCI_HOST_SIZE], service[VHCI_SERVICE_SIZE], busid[USBIP_BUSID_SIZE];
+	if (vhci_record_read(&s->d->vhci, a->port, host, service, busid) == 0 &&
+	    strcmp(host, s->spec->host) == 0 && strcmp(busid, a->busid) == 0)
+		vhci_record_remove(&s->d->vhci, a->port);
+}
+
+static void drop_attachment_locked(struct server_ctx *s, size_t i)
+{
+	s->att[i] = s->att[s->natt - 1];
+	s->natt--;
+}
+
+/* Forgets attachments whose port vhci freed (their session ended). */
+static void prune_stale_locked(struct server_ctx *s)
+{
+	struct daemon *d = s->d;
+	if (!d->vhci_ok || s->natt == 0)
+		return;
+	struct port_view *views = calloc(VHCI_MAX_PORTS, sizeof(*views));
+	if (!views)
+		return;
+	int n = read_views_locked(d, views, VHCI_MAX_PORTS);
+	if (n >= 0) {
+		bool stale[DAEMON_MAX_ATTACHMENTS];
+		reconcile_check_live(s->att, s->natt, views, (size_t)n, stale);
+		for (size_t i = s->natt; i-- > 0;) {
+			if (!stale[i])
+				continue;
+			log_info("%s: %s on vhci port %d ended on its own; forgetting it",
+				 s->spec->host, s->att[i].busid, s->att[i].port);
+			remove_our_record(s, &s->att[i]);
+			drop_attachment_locked(s, i);
+		}
+	}
+	free(views);
+}
+
+static void detach_locked(struct server_ctx *s, size_t i)
+{
+	struct daemon *d = s->d;
+	struct attachment a = s->att[i];
+	if (d->cfg.dry_run) {
+		log_info("dry run: would detach %s (from %s) on vhci port %d", a.busid,
+			 s->spec->host, a.port);
+		drop_attachment_locked(s, i);
+		return;
+	}
+	/* Detach only a port that still carries the device we attached. */
+	struct port_view *views = calloc(VHCI_MAX_PORTS, sizeof(*views));
+	int n = views ? read_views_locked(d, views, VHCI_MAX_PORTS) : -ENOMEM;
+	bool stale = true;
+	if (n >= 0)
+		reconcile_check_live(&a, 1, views, (size_t)n, &stale);
+	free(views);
+	if (n < 0) {
+		log_warn("%s: cannot read vhci status (%s); not detaching port %d", a.busid,
+			 strerror(-n), a.port);
+	} else if (stale) {
+		log_info("%s: vhci port %d already freed", a.busid, a.port);
+	} else {
+		int err = vhci_detach(&d->vhci, a.port);
+		if (err && err != -EINVAL)
+			log_warn("%s: detach of vhci port %d failed: %s", a.busid, a.port,
+				 strerror(-err));
+		else
+			log_info("detached %s (from %s) from vhci port %d", a.busid, s->spec->host,
+				 a.port);
+	}
+	remove_our_record(s, &a);
+	drop_attachment_locked(s, i);
+}
+
+/* Imports busid and attaches it. expect (may be NULL) is what the notify
+ * channel said the device is; ids_known tells whether its vid/pid count. */
+static void attach_device(struct server_ctx *s, const char *busid,
+			  const struct notify_v2_device *expect, bool ids_known)
+{
+	struct daemon *d = s->d;
+	if (!busid_valid(busid))
+		return;
+	if (d->cfg.dry_run) {
+		log_info("dry run: would import %s from %s:%s and attach it", busid, s->spec->host,
+			 d->cfg.usbip_port);
+		pthread_mutex_lock(&d->lock);
+		if (s->natt < DAEMON_MAX_ATTACHMENTS && attachment_find(s->att, s->natt, busid) < 0) {
+			struct attachment *a = &s->att[s->natt++];
+			memset(a, 0, sizeof(*a));
+			snprintf(a->busid, sizeof(a->busid), "%s", busid);
+			a->port = -1;
+		}
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (!d->vhci_ok)
+		d->vhci_ok = vhci_locate(&d->vhci) == 0; /* loaded by the admin since */
+	bool vhci_ok = d->vhci_ok;
+	pthread_mutex_unlock(&d->lock);
+	if (!vhci_ok) {
+		log_error("%s: cannot attach %s: vhci_hcd is not available (modprobe vhci-hcd)",
+			  s->spec->host, busid);
+		return;
+	}
+	struct import_result res;
+	int op_status;
+	int err = import_device(s->spec->host, d->cfg.usbip_port, busid, d->cfg.import_timeout_ms,
+				d->stop_pipe[0], &res, &op_status);
+	if (err == -EBUSY) {
+		log_info("%s: %s is busy (imported by another client); will retry when it is free",
+			 s->spec->host, busid);
+		return;
+	}
+	if (err) {
+		if (op_status > 0)
+			log_warn("%s: import of %s refused: %s", s->spec->host, busid,
+				 import_status_str((uint32_t)op_status));
+		else
+			log_warn("%s: import of %s failed: %s", s->spec->host, busid,
+				 strerror(-err));
+		return;
+	}
+	/* The session now holds the device: check it is the one we want. */
+	if (expect && ids_known &&
+	    (res.dev.idVendor != expect->vid || res.dev.idProduct != expect->pid)) {
+		log_warn("%s: %s is %04x:%04x, not the announced %04x:%04x; not attaching",
+			 s->spec->host, busid, res.dev.idVendor, res.dev.idProduct, expect->vid,
+			 expect->pid);
+		goto out_close;
+	}
+	struct dev_identity id = {
+		.busid = busid,
+		.has_ids = true,
+		.vid = res.dev.idVendor,
+		.pid = res.dev.idProduct,
+		.serial = (expect && ids_known) ? expect->serial : NULL,
+	};
+	enum filter_verdict v = filter_check(&d->cfg.filter, &id);
+	if (v != FILTER_ALLOW) {
+		log_info("%s: %s (%04x:%04x) is not allowed by the filters%s", s->spec->host, busid,
+			 res.dev.idVendor, res.dev.idProduct,
+			 v == FILTER_UNKNOWN ? " (serial rules need protocol v2)" : "");
+		goto out_close;
+	}
+
+	pthread_mutex_lock(&d->lock);
+	if (s->natt >= DAEMON_MAX_ATTACHMENTS) {
+		pthread_mutex_unlock(&d->lock);
+		log_warn("%s: too many attachments; not attaching %s", s->spec->host, busid);
+		goto out_close;
+	}
+	int port = -1;
+	err = vhci_attach(&d->vhci, res.fd, res.devid, res.dev.speed, &port);
+	if (err) {
+		pthread_mutex_unlock(&d->lock);
+		log_error("%s: vhci attach of %s failed: %s%s", s->spec->host, busid, strerror(-err),
+			  err == -EBUSY ? " (no free port on the right hub)" : "");
+		goto out_close;
+	}
+	struct attachment *a = &s->att[s->natt++];
+	memset(a, 0, sizeof(*a));
+	snprintf(a->busid, sizeof(a->busid), "%s", busid);
+	a->port = port;
+	a->devid = res.devid;
+	err = vhci_record_write(&d->vhci, port, s->spec->host, d->cfg.usbip_port, busid);
+	if (err)
+		log_warn("cannot write the port record for vhci port %d: %s", port,
+			 strerror(-err));
+	state_write_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	log_info("attached %s from %s (%04x:%04x, %s speed) on vhci port %d", busid,
+		 s->spec->host, res.dev.idVendor, res.dev.idProduct,
+		 notify_v2_speed_name(res.dev.speed), port);
+out_close:
+	/* After attach the kernel holds its own reference; ours goes either way. */
+	close(res.fd);
+}
+
+static void detach_busid(struct server_ctx *s, const char *busid)
+{
+	pthread_mutex_lock(&s->d->lock);
+	int port;
+	enum event_reason why;
+	if (reconcile_on_unplugged(busid, s->att, s->natt, &port, &why) == DECIDE_DETACH) {
+		int i = attachment_find(s->att, s->natt, busid);
+		detach_locked(s, (size_t)i);
+		state_write_locked(s->d);
+	} else {
+		log_debug("%s: %s unplugged: %s", s->spec->host, busid, event_reason_str(why));
+	}
+	pthread_mutex_unlock(&s->d->lock);
+}
+
+/* ---- Events ------------------------------------------------------------- */
+
+static void on_device_event(struct server_ctx *s, enum notify_v2_type type,
+			    const struct notify_v2_device *dev, bool ids_known)
+{
+	struct daemon *d = s->d;
+	enum event_reason why = REASON_NONE;
+	enum event_decision dec;
+	pthread_mutex_lock(&d->lock);
+	prune_stale_locked(s);
+	if (type == NOTIFY_V2_HELD)
+		dec = reconcile_on_held(dev, ids_known, s->att, s->natt, &d->cfg.filter, &why);
+	else
+		dec = reconcile_on_plugged(dev, ids_known, s->att, s->natt, &d->cfg.filter, &why);
+	pthread_mutex_unlock(&d->lock);
+	if (dec == DECIDE_ATTACH)
+		attach_device(s, dev->busid, dev, ids_known);
+	else if (why != REASON_NONE)
+		log_debug("%s: %s: %s", s->spec->host, dev->busid, event_reason_str(why));
+}
+
+static void on_snapshot_end(struct server_ctx *s)
+{
+	struct daemon *d = s->d;
+	struct action *acts = calloc(DAEMON_MAX_SNAPSHOT + DAEMON_MAX_ATTACHMENTS, sizeof(*acts));
+	if (!acts)
+		return;
+	pthread_mutex_lock(&d->lock);
+	prune_stale_locked(s);
+	int n = reconcile_plan(s->snap, s->nsnap, true, s->att, s->natt, &d->cfg.filter, acts,
+			       DAEMON_MAX_SNAPSHOT + DAEMON_MAX_ATTACHMENTS);
+	for (int i = 0; i < n; i++) {
+		if (acts[i].type != ACTION_DETACH)
+			continue;
+		int k = attachment_find(s->att, s->natt, acts[i].busid);
+		if (k >= 0 && s->att[k].port == acts[i].port) {
+			log_info("%s: %s left while we were away", s->spec->host, acts[i].busid);
+			detach_locked(s, (size_t)k);
+		}
+	}
+	s->state = CONN_SUBSCRIBED;
+	s->sessions++;
+	state_write_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	for (int i = 0; i < n && !stopping(d); i++) {
+		if (acts[i].type != ACTION_ATTACH)
+			continue;
+		for (size_t k = 0; k < s->nsnap; k++) {
+			if (strcmp(s->snap[k].busid, acts[i].busid) == 0) {
+				attach_device(s, acts[i].busid, &s->snap[k], true);
+				break;
+			}
+		}
+	}
+	free(acts);
+	s->nsnap = 0;
+}
+
+/* Returns 0, or -1 to drop the connection. */
+static int handle_v2_line(struct server_ctx *s, const char *line, size_t len)
+{
+	struct notify_v2_msg *m = malloc(sizeof(*m));
+	if (!m)
+		return -1;
+	int rc = 0;
+	int err = notify_v2_decode(line, len, m);
+	if (err != NOTIFY_V2_OK) {
+		/* Unknown words are skipped (newer servers); so are bad lines. */
+		log_debug("%s: skipping a notify line: %s", s->spec->host, notify_v2_strerror(err));
+		goto out;
+	}
+	if (!s->welcomed) {
+		if (m->type == NOTIFY_V2_WELCOME) {
+			s->welcomed = true;
+			s->in_snapshot = true;
+			s->heartbeat_s = m->heartbeat_s;
+			s->nsnap = 0;
+			log_info("%s: subscribed (server %s, heartbeat %us)", s->spec->host, m->name,
+				 m->heartbeat_s);
+			set_state(s, CONN_CONNECTED);
+		} else if (m->type == NOTIFY_V2_ERROR) {
+			log_error("%s: server refused us: %s", s->spec->host, m->name);
+			rc = -1;
+		} else if (m->type != NOTIFY_V2_PING) {
+			log_warn("%s: expected welcome", s->spec->host);
+			rc = -1;
+		}
+		goto out;
+	}
+	switch (m->type) {
+	case NOTIFY_V2_DEVICE:
+		if (!s->in_snapshot)
+			break;
+		if (s->nsnap < DAEMON_MAX_SNAPSHOT)
+			s->snap[s->nsnap++] = m->dev;
+		else
+			log_warn("%s: snapshot too large; ignoring %s", s->spec->host, m->dev.busid);
+		break;
+	case NOTIFY_V2_SNAPSHOT_END:
+		if (!s->in_snapshot)
+			break;
+		s->in_snapshot = false;
+		if (m->count != s->nsnap)
+			log_warn("%s: snapshot said %u devices, got %zu", s->spec->host, m->count,
+				 s->nsnap);
+		on_snapshot_end(s);
+		break;
+	case NOTIFY_V2_PLUGGED:
+	case NOTIFY_V2_HELD:
+		if (s->in_snapshot)
+			break;
+		if (m->type == NOTIFY_V2_PLUGGED)
+			log_info("%s: plugged %s (%04x:%04x %s)", s->spec->host, m->dev.busid,
+				 m->dev.vid, m->dev.pid, m->dev.product);
+		on_device_event(s, m->type, &m->dev, true);
+		break;
+	case NOTIFY_V2_UNPLUGGED:
+		if (s->in_snapshot)
+			break;
+		log_info("%s: unplugged %s", s->spec->host, m->dev.busid);
+		detach_busid(s, m->dev.busid);
+		break;
+	case NOTIFY_V2_ERROR:
+		log_error("%s: server error: %s", s->spec->host, m->name);
+		rc = -1;
+		break;
+	default:
+		break; /* ping, or a stray hello/welcome: any line is a sign of life */
+	}
+out:
+	free(m);
+	return rc;
+}
+
+static int handle_v1_line(struct server_ctx *s, const char *line, size_t len)
+{
+	struct notify_v1_event ev;
+	int err = notify_v1_decode(line, len, &ev);
+	if (err != NOTIFY_V1_OK) {
+		log_debug("%s: skipping a v1 line: %s", s->spec->host, notify_v1_strerror(err));
+		return 0;
+	}
+	if (ev.kind == NOTIFY_V1_UNPLUGGED) {
+		log_info("%s: unplugged %s", s->spec->host, ev.busid);
+		detach_busid(s, ev.busid);
+		return 0;
+	}
+	struct notify_v2_device dev;
+	memset(&dev, 0, sizeof(dev));
+	memcpy(dev.busid, ev.busid, sizeof(dev.busid));
+	log_info("%s: plugged %s", s->spec->host, ev.busid);
+	on_device_event(s, NOTIFY_V2_PLUGGED, &dev, false);
+	return 0;
+}
+
+static int handle_line(struct server_ctx *s, const char *line, size_t len)
+{
+	return s->d->cfg.protocol == 1 ? handle_v1_line(s, line, len)
+				       : handle_v2_line(s, line, len);
+}
+
+/* Feeds bytes to the line buffer; returns -1 when a handler drops us. */
+static int feed(struct server_ctx *s, const char *p, size_t n)
+{
+	struct linebuf *lb = &s->lb;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (c == '\n') {
+			bool was_skipping = lb->skipping;
+			lb->skipping = false;
+			size_t len = lb->len;
+			lb->len = 0;
+			if (was_skipping)
+				continue;
+			if (len > 0 && lb->buf[len - 1] == '\r')
+				len--;
+			lb->buf[len] = '\0';
+			if (handle_line(s, lb->buf, len) < 0)
+				return -1;
+			continue;
+		}
+		if (lb->skipping)
+			continue;
+		if (lb->len >= NOTIFY_V2_MAX_LINE - 1) {
+			log_warn("%s: overlong notify line skipped", s->spec->host);
+			lb->skipping = true;
+			lb->len = 0;
+			continue;
+		}
+		lb->buf[lb->len++] = c;
+	}
+	return 0;
+}
+
+/* ---- Connection loop ---------------------------------------------------- */
+
+static int send_text(struct server_ctx *s, const char *text, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)text, .iov_len = len };
+	int err = net_writev_full(s->fd, &iov, 1);
+	if (err == 0)
+		s->last_tx_ms = cnet_now_ms();
+	return err;
+}
+
+static int send_hello(struct server_ctx *s)
+{
+	if (s->d->cfg.protocol == 1)
+		return send_text(s, NOTIFY_V1_HELLO, NOTIFY_V1_HELLO_LEN);
+	struct notify_v2_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = NOTIFY_V2_HELLO;
+	m.version = NOTIFY_V2_VERSION;
+	snprintf(m.token, sizeof(m.token), "%s", s->d->cfg.token);
+	char line[NOTIFY_V2_MAX_LINE];
+	int n = notify_v2_encode(&m, line, sizeof(line));
+	if (n < 0)
+		return -EINVAL;
+	return send_text(s, line, (size_t)n);
+}
+
+static int send_ping(struct server_ctx *s)
+{
+	struct notify_v2_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = NOTIFY_V2_PING;
+	char line[64];
+	int n = notify_v2_encode(&m, line, sizeof(line));
+	return n < 0 ? -EINVAL : send_text(s, line, (size_t)n);
+}
+
+/* Serves one connection until it ends or we stop. */
+static void run_connection(struct server_ctx *s)
+{
+	struct daemon *d = s->d;
+	bool v2 = d->cfg.protocol != 1;
+	memset(&s->lb, 0, sizeof(s->lb));
+	s->welcomed = false;
+	s->in_snapshot = false;
+	s->nsnap = 0;
+	s->heartbeat_s = 0;
+	s->last_rx_ms = s->last_tx_ms = cnet_now_ms();
+	int64_t hello_deadline = s->last_rx_ms + d->cfg.hello_timeout_ms;
+	if (send_hello(s) < 0) {
+		log_warn("%s: cannot send hello", s->spec->host);
+		return;
+	}
+	if (!v2) {
+		/* v1 has no welcome: the hello is the subscription. */
+		pthread_mutex_lock(&d->lock);
+		s->state = CONN_SUBSCRIBED;
+		s->sessions++;
+		state_write_locked(d);
+		pthread_mutex_unlock(&d->lock);
+	}
+	char *buf = malloc(DAEMON_READ_CHUNK);
+	if (!buf)
+		return;
+	for (;;) {
+		int64_t now = cnet_now_ms();
+		int timeout = 1000;
+		if (v2 && !s->welcomed) {
+			if (now >= hello_deadline) {
+				log_warn("%s: no welcome from the server", s->spec->host);
+				break;
+			}
+			timeout = (int)(hello_deadline - now);
+		} else if (v2 && s->heartbeat_s) {
+			int64_t hb = (int64_t)s->heartbeat_s * 1000;
+			if (now - s->last_rx_ms >= hb * DAEMON_MISSED_HEARTBEATS) {
+				log_warn("%s: no heartbeat for %us; reconnecting", s->spec->host,
+					 s->heartbeat_s * DAEMON_MISSED_HEARTBEATS);
+				break;
+			}
+			if (now - s->last_tx_ms >= hb && send_ping(s) < 0)
+				break;
+			int64_t next = s->last_tx_ms + hb - now;
+			int64_t dead = s->last_rx_ms + hb * DAEMON_MISSED_HEARTBEATS - now;
+			int64_t t = next < dead ? next : dead;
+			timeout = t < 1 ? 1 : (t > 60000 ? 60000 : (int)t);
+		}
+		struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLIN },
+					 { .fd = d->stop_pipe[0], .events = POLLIN } };
+		int r = poll(pfd, 2, timeout);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN)
+			break;
+		if (r <= 0 || !pfd[0].revents)
+			continue;
+		ssize_t got = recv(s->fd, buf, DAEMON_READ_CHUNK, 0);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got <= 0) {
+			log_warn("%s: notify connection %s", s->spec->host,
+				 got == 0 ? "closed by the server" : strerror(errno));
+			break;
+		}
+		s->last_rx_ms = cnet_now_ms();
+		if (feed(s, buf, (size_t)got) < 0)
+			break;
+	}
+	free(buf);
+}
+
+static int backoff_delay(struct server_ctx *s, unsigned attempt)
+{
+	const struct daemon_config *c = &s->d->cfg;
+	int64_t delay = c->backoff_min_ms;
+	for (unsigned i = 0; i < attempt && delay < c->backoff_max_ms; i++)
+		delay *= 2;
+	if (delay > c->backoff_max_ms)
+		delay = c->backoff_max_ms;
+	/* Jitter of +-25% so clients of a restarted server do not stampede. */
+	int64_t span = delay / 2;
+	if (span > 0)
+		delay = delay - span / 2 + rand_r(&s->seed) % (span + 1);
+	return delay < 1 ? 1 : (int)delay;
+}
+
+static void *server_thread(void *arg)
+{
+	struct server_ctx *s = arg;
+	struct daemon *d = s->d;
+	unsigned attempt = 0;
+	while (!stopping(d)) {
+		set_state(s, CONN_CONNECTING);
+		unsigned before = daemon_sessions(d, s->index);
+		int err = cnet_connect(s->spec->host, s->spec->notify_port,
+				       d->cfg.connect_timeout_ms, d->stop_pipe[0], &s->fd);
+		if (err == -ECANCELED)
+			break;
+		if (err) {
+			/* Warn once per outage; the retries go to debug. */
+			log_msg(attempt == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG,
+				"%s:%s: cannot connect: %s", s->spec->host, s->spec->notify_port,
+				strerror(-err));
+		} else {
+			log_info("%s:%s: connected", s->spec->host, s->spec->notify_port);
+			run_connection(s);
+			close(s->fd);
+			s->fd = -1;
+			if (daemon_sessions(d, s->index) != before)
+				attempt = 0; /* it worked for a while: start the backoff over */
+		}
+		if (stopping(d))
+			break;
+		set_state(s, CONN_BACKOFF);
+		int delay = backoff_delay(s, attempt);
+		if (attempt < 32)
+			attempt++;
+		log_debug("%s: reconnecting in %d ms", s->spec->host, delay);
+		struct pollfd p = { .fd = d->stop_pipe[0], .events = POLLIN };
+		int64_t until = cnet_now_ms() + delay;
+		while (cnet_now_ms() < until) {
+			int left = (int)(until - cnet_now_ms());
+			if (poll(&p, 1, left < 1 ? 1 : left) > 0)
+				break;
+		}
+	}
+	set_state(s, CONN_IDLE);
+	return NULL;
+}
+
+/* ---- Lifecycle ---------------------------------------------------------- */
+
+struct daemon *daemon_new(const struct daemon_config *cfg)
+{
+	if (cfg->nservers == 0 || cfg->nservers > DAEMON_MAX_SERVERS ||
+	    (cfg->protocol != 1 && cfg->protocol != 2))
+		return NULL;
+	struct daemon *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->cfg = *cfg;
+	d->stop_pipe[0] = d->stop_pipe[1] = -1;
+	if (vhci_init(&d->vhci, cfg->sysfs_root, cfg->run_dir, cfg->vhci_ops) < 0)
+		goto err_free;
+	if (pipe(d->stop_pipe) < 0)
+		goto err_free;
+	fcntl(d->stop_pipe[0], F_SETFD, FD_CLOEXEC);
+	fcntl(d->stop_pipe[1], F_SETFD, FD_CLOEXEC);
+	pthread_mutex_init(&d->lock, NULL);
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		struct server_ctx *s = &d->servers[i];
+		s->d = d;
+		s->index = i;
+		s->spec = &d->cfg.servers[i];
+		s->fd = -1;
+		s->seed = (unsigned)(cnet_now_ms() ^ (int64_t)(i * 7919u));
+		s->snap = calloc(DAEMON_MAX_SNAPSHOT, sizeof(*s->snap));
+		if (!s->snap)
+			goto err_free_snaps;
+	}
+	return d;
+
+err_free_snaps:
+	for (size_t i = 0; i < cfg->nservers; i++)
+		free(d->servers[i].snap);
+	pthread_mutex_destroy(&d->lock);
+err_free:
+	if (d->stop_pipe[0] >= 0) {
+		close(d->stop_pipe[0]);
+		close(d->stop_pipe[1]);
+	}
+	free(d);
+	return NULL;
+}
+
+/* Takes back the attachments an earlier run recorded for our servers. */
+static void adopt_recorded(struct daemon *d)
+{
+	struct vhci_port *ports = calloc(VHCI_MAX_PORTS, sizeof(*ports));
+	if (!ports)
+		return;
+	int n = vhci_read_ports(&d->vhci, ports, VHCI_MAX_PORTS);
+	for (int i = 0; i < n; i++) {
+		if (ports[i].state != VHCI_ST_USED)
+			continue;
+		char host[VHCI_HOST_SIZE], service[VHCI_SERVICE_SIZE], busid[USBIP_BUSID_SIZE];
+		if (vhci_record_read(&d->vhci, ports[i].port, host, service, busid) < 0 ||
+		    strcmp(service, d->cfg.usbip_port) != 0)
+			continue;
+		for (size_t k = 0; k < d->cfg.nservers; k++) {
+			struct server_ctx *s = &d->servers[k];
+			if (strcmp(s->spec->host, host) != 0 || s->natt >= DAEMON_MAX_ATTACHMENTS ||
+			    attachment_find(s->att, s->natt, busid) >= 0)
+				continue;
+			struct attachment *a = &s->att[s->natt++];
+			snprintf(a->busid, sizeof(a->busid), "%s", busid);
+			a->port = ports[i].port;
+			a->devid = ports[i].devid;
+			log_info("%s: %s is already attached on vhci port %d", host, busid,
+				 a->port);
+			break;
+		}
+	}
+	free(ports);
+}
+
+int daemon_start(struct daemon *d)
+{
+	if (!d->cfg.dry_run) {
+		int err = vhci_load_module(&d->vhci);
+		if (err)
+			log_error("vhci_hcd is not available under %s (%s): load it with "
+				  "`modprobe vhci-hcd`; devices cannot be attached until then",
+				  d->cfg.sysfs_root, strerror(-err));
+		d->vhci_ok = err == 0;
+		if (d->vhci_ok)
+			adopt_recorded(d);
+	}
+	pthread_mutex_lock(&d->lock);
+	state_write_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		struct server_ctx *s = &d->servers[i];
+		int err = pthread_create(&s->thread, NULL, server_thread, s);
+		if (err) {
+			daemon_stop(d);
+			return -err;
+		}
+		s->started = true;
+	}
+	return 0;
+}
+
+void daemon_stop(struct daemon *d)
+{
+	if (d->stop_pipe[1] >= 0) {
+		char c = 1;
+		ssize_t w;
+		do {
+			w = write(d->stop_pipe[1], &c, 1);
+		} while (w < 0 && errno == EINTR);
+	}
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		if (d->servers[i].started) {
+			pthread_join(d->servers[i].thread, NULL);
+			d->servers[i].started = false;
+		}
+	}
+	pthread_mutex_lock(&d->lock);
+	if (d->cfg.detach_on_exit) {
+		for (size_t i = 0; i < d->cfg.nservers; i++) {
+			struct server_ctx *s = &d->servers[i];
+			while (s->natt > 0)
+				detach_locked(s, s->natt - 1);
+		}
+	}
+	state_write_locked(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void daemon_free(struct daemon *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->cfg.nservers; i++)
+		free(d->servers[i].snap);
+	pthread_mutex_destroy(&d->lock);
+	close(d->stop_pipe[0]);
+	close(d->stop_pipe[1]);
+	free(d);
+}
+
+enum daemon_conn_state daemon_server_state(struct daemon *d, size_t server)
+{
+	if (server >= d->cfg.nservers)
+		return CONN_IDLE;
+	pthread_mutex_lock(&d->lock);
+	enum daemon_conn_state st = d->servers[server].state;
+	pthread_mutex_unlock(&d->lock);
+	return st;
+}
+
+size_t daemon_attachments(struct daemon *d, size_t server, struct attachment *out, size_t max)
+{
+	if (server >= d->cfg.nservers)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	struct server_ctx *s = &d->servers[server];
+	size_t n = s->natt < max ? s->natt : max;
+	memcpy(out, s->att, n * sizeof(*out));
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+unsigned daemon_sessions(struct daemon *d, size_t server)
+{
+	if (server >= d->cfg.nservers)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	unsigned n = d->servers[server].sessions;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+/* ---- status subcommand -------------------------------------------------- */
+
+int daemon_print_status(const char *state_file, const char *sysfs_root, const char *run_dir)
+{
+	char *buf = malloc(VHCI_ATTR_MAX);
+	if (!buf)
+		return -ENOMEM;
+	int n = state_file ? vhci_read_attr(state_file, buf, VHCI_ATTR_MAX) : -ENOENT;
+	if (n >= 0)
+		fputs(buf, stdout);
+	else
+		printf("no daemon state at %s (%s)\n", state_file ? state_file : "-",
+		       strerror(-n));
+	free(buf);
+
+	struct vhci v;
+	int err = vhci_init(&v, sysfs_root, run_dir, NULL);
+	if (err == 0)
+		err = vhci_locate(&v);
+	if (err) {
+		printf("vhci_hcd: not available (%s)\n", strerror(-err));
+		return 0;
+	}
+	struct vhci_port *ports = calloc(VHCI_MAX_PORTS, sizeof(*ports));
+	if (!ports)
+		return -ENOMEM;
+	n = vhci_read_ports(&v, ports, VHCI_MAX_PORTS);
+	if (n < 0) {
+		printf("vhci_hcd: cannot read status (%s)\n", strerror(-n));
+		free(ports);
+		return n;
+	}
+	int used = 0;
+	printf("vhci_hcd ports in use:\n");
+	for (int i = 0; i < n; i++) {
+		if (ports[i].state == VHCI_ST_NULL)
+			continue;
+		char host[VHCI_HOST_SIZE], service[VHCI_SERVICE_SIZE], busid[USBIP_BUSID_SIZE];
+		bool rec = vhci_record_read(&v, ports[i].port, host, service, busid) == 0;
+		printf("  port %d (%s hub): state %d, %s speed, devid 0x%08x, local %s",
+		       ports[i].port, ports[i].hub == VHCI_HUB_SS ? "ss" : "hs", ports[i].state,
+		       notify_v2_speed_name(ports[i].speed), ports[i].devid, ports[i].local_busid);
+		if (rec)
+			printf(", from %s:%s/%s", host, service, busid);
+		printf("\n");
+		used++;
+	}
+	if (used == 0)
+		printf("  none\n");
+	free(ports);
+	return 0;
+}

@@ -1,0 +1,99 @@
+/* The client daemon: subscribes to notify servers and attaches/detaches
+ * their devices through vhci_hcd.
+ *
+ * One thread per server. Each connects to the notify port, says hello (v2 or
+ * v1), and turns events into imports + vhci attaches and detaches. A lost
+ * connection is retried with capped exponential backoff and jitter; devices
+ * already attached stay attached (their sessions are separate connections
+ * the kernel owns), and after a v2 reconnect the snapshot is reconciled
+ * against our attachments. Heartbeats: we ping every heartbeat seconds and
+ * count the connection dead after DAEMON_MISSED_HEARTBEATS silent ones.
+ *
+ * Locking: d->lock guards the vhci port table (attaches are chosen and
+ * written under it), every server's attachments and state, and the state
+ * file. Network I/O (notify reads, imports) happens without it. */
+#ifndef USBIP_NOTIFY_CLIENT_DAEMON_H
+#define USBIP_NOTIFY_CLIENT_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "client/reconcile.h"
+#include "client/vhci.h"
+
+#define DAEMON_MAX_SERVERS 16
+#define DAEMON_HOST_SIZE 256
+#define DAEMON_PORT_SIZE 8
+#define DAEMON_MAX_ATTACHMENTS 64           /* per server */
+#define DAEMON_MISSED_HEARTBEATS 3
+#define DAEMON_DEFAULT_NOTIFY_PORT "65432"
+#define DAEMON_DEFAULT_USBIP_PORT "3240"
+#define DAEMON_DEFAULT_STATE_FILE "/run/usbip-notify-client/state"
+#define DAEMON_DEFAULT_SYSFS_ROOT "/sys"
+#define DAEMON_DEFAULT_RUN_DIR "/var/run/vhci_hcd"
+
+struct daemon_server_spec {
+	char host[DAEMON_HOST_SIZE];
+	char notify_port[DAEMON_PORT_SIZE];
+};
+
+struct daemon_config {
+	struct daemon_server_spec servers[DAEMON_MAX_SERVERS];
+	size_t nservers;
+	char usbip_port[DAEMON_PORT_SIZE];
+	struct client_filter filter;
+	int protocol;                  /* 1 or 2 */
+	bool dry_run;                  /* log what would be done, touch nothing */
+	bool detach_on_exit;
+	char token[NOTIFY_V2_TOKEN_SIZE];  /* "" = none */
+	const char *sysfs_root;
+	const char *run_dir;
+	const char *state_file;        /* NULL = none */
+	const struct vhci_ops *vhci_ops; /* NULL = real sysfs writes (tests inject) */
+	int backoff_min_ms;
+	int backoff_max_ms;
+	int connect_timeout_ms;
+	int import_timeout_ms;
+	int hello_timeout_ms;          /* wait for welcome (v2) */
+};
+
+void daemon_config_defaults(struct daemon_config *cfg);
+
+/* Parses "HOST[:PORT]" into the next server slot. 0 or -EINVAL/-ENOSPC. */
+int daemon_config_add_server(struct daemon_config *cfg, const char *spec);
+
+enum daemon_conn_state {
+	CONN_IDLE,
+	CONN_CONNECTING,
+	CONN_CONNECTED,   /* hello sent, snapshot not yet complete */
+	CONN_SUBSCRIBED,  /* snapshot reconciled (v2) / hello sent (v1) */
+	CONN_BACKOFF,
+};
+const char *daemon_conn_state_str(enum daemon_conn_state s);
+
+struct daemon;
+
+/* Copies cfg. NULL on no memory or a bad configuration. */
+struct daemon *daemon_new(const struct daemon_config *cfg);
+
+/* Finds vhci_hcd (loading the module if needed and possible), adopts the
+ * attachments recorded for our servers by an earlier run, starts one
+ * thread per server. 0 or -errno. */
+int daemon_start(struct daemon *d);
+
+/* Asks every thread to stop (safe from any thread, not from a signal
+ * handler), joins them, and with detach_on_exit detaches what we attached. */
+void daemon_stop(struct daemon *d);
+void daemon_free(struct daemon *d);
+
+/* For tests and status: a consistent copy of a server's state. */
+enum daemon_conn_state daemon_server_state(struct daemon *d, size_t server);
+size_t daemon_attachments(struct daemon *d, size_t server, struct attachment *out, size_t max);
+/* How many sessions (welcome received / v1 hello sent) a server has had. */
+unsigned daemon_sessions(struct daemon *d, size_t server);
+
+/* Prints the state file (if any) and the live vhci port table with each
+ * port's record: the `status` subcommand. Returns 0 or -errno. */
+int daemon_print_status(const char *state_file, const char *sysfs_root, const char *run_dir);
+
+#endif
