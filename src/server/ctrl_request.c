@@ -27,8 +27,11 @@ struct ctrl_decision ctrl_classify(const uint8_t setup[8])
 	else if (type == RT_STD_INTERFACE_OUT && request == REQ_SET_INTERFACE)
 		d.action = CTRL_SET_INTERFACE;
 	else if (type == RT_STD_ENDPOINT_OUT && request == REQ_CLEAR_FEATURE &&
-		 value == FEATURE_ENDPOINT_HALT)
+		 value == FEATURE_ENDPOINT_HALT && (index & 0x7f) != 0)
 		d.action = CTRL_CLEAR_HALT;
+	/* A halt on endpoint 0 is cleared by the next setup packet; the host
+	 * OS has no endpoint to clear (usbfs answers ENOENT), so the request
+	 * goes to the device, which may accept or stall it. */
 	else if (type == RT_CLASS_OTHER_OUT && request == REQ_SET_FEATURE &&
 		 value == FEATURE_PORT_RESET)
 		d.action = CTRL_RESET_DEVICE;

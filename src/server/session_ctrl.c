@@ -143,6 +143,8 @@ static int run_request(struct session *s, const struct ctrl_decision *d)
 	return -LNX_EINVAL;
 }
 
+/* Takes control URBs in arrival order: a forwarded one is submitted, a
+ * state-changing one runs once every control URB before it has completed. */
 static void *worker_main(void *arg)
 {
 	struct session *s = arg;
@@ -154,21 +156,31 @@ static void *worker_main(void *arg)
 		struct urb *u = s->work_head;
 		if (!u)
 			break;
+		while (u->special && s->ep0_in_backend > 0 && !s->closing)
+			pthread_cond_wait(&s->cond, &s->lock);
 		s->work_head = u->work_next;
 		if (!s->work_head)
 			s->work_tail = NULL;
-		bool closing = s->closing;
-		pthread_mutex_unlock(&s->lock);
 
-		int rc = -LNX_ESHUTDOWN;
-		if (!closing) {
+		int rc;
+		if (s->closing) {
+			rc = -LNX_ESHUTDOWN;
+		} else if (u->unlinking) {
+			rc = -LNX_ECONNRESET; /* never started: the unlink wins */
+		} else if (!u->special) {
+			rc = session_urb_start(s, u);
+			if (rc == 0)
+				continue; /* the backend completes it */
+		} else {
+			pthread_mutex_unlock(&s->lock);
 			struct ctrl_decision d = ctrl_classify(u->cmd.u.cmd_submit.setup);
 			rc = run_request(s, &d);
 			log_debug("%s: %s(value %u, index %u) -> %d", s->info.busid,
 				  ctrl_action_name(d.action), d.value, d.index, rc);
+			pthread_mutex_lock(&s->lock);
 		}
+		pthread_mutex_unlock(&s->lock);
 		session_urb_fail(u, rc);
-
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -40,6 +40,7 @@ struct urb {
 	struct bk_iso_packet *iso_bk;
 	uint8_t *iso_out;          /* encoded descriptors for the reply */
 	bool in_backend;           /* submitted, completion pending */
+	bool special;              /* a request the worker runs (ctrl_request.h) */
 	bool unlinking;
 	uint32_t unlink_seqnum;
 	struct tx_msg reply;       /* RET_SUBMIT */
@@ -65,6 +66,7 @@ struct session {
 	pthread_cond_t cond;        /* budget freed, pending drained, queues */
 	struct urb pending;         /* list head: URBs not yet completed */
 	unsigned n_pending;
+	unsigned ep0_in_backend;    /* control URBs submitted to the backend */
 	unsigned n_urbs;            /* charged to the budget (until sent) */
 	size_t bytes;
 	bool closing;
@@ -93,6 +95,9 @@ int session_tx_ret_unlink(struct session *s, uint32_t seqnum, int32_t status);
 int session_submit(struct session *s, const struct usbip_header *h);
 /* The one completion path, for backend completions and local failures. */
 void session_urb_complete(struct bk_transfer *t);
+/* Submits to the backend; caller holds s->lock. On failure (returned) the
+ * caller fails the URB once the lock is dropped. */
+int session_urb_start(struct session *s, struct urb *u);
 /* Fails an URB that never reached the backend, through the same path. */
 void session_urb_fail(struct urb *u, int32_t status);
 void session_urb_free(struct session *s, struct urb *u);
@@ -100,7 +105,8 @@ void session_urb_free(struct session *s, struct urb *u);
 /* session_ctrl.c */
 int session_worker_start(struct session *s);
 void session_worker_stop(struct session *s);
-/* Queues an URB for the worker. Caller holds s->lock. */
+/* Queues a control URB for the worker, which keeps control URBs in order
+ * around state-changing requests. Caller holds s->lock. */
 void session_worker_enqueue(struct session *s, struct urb *u);
 /* Claims every interface of the active configuration (re-reads it). */
 void session_claim_all(struct session *s);

@@ -243,21 +243,39 @@ int session_submit(struct session *s, const struct usbip_header *h)
 		session_urb_fail(u, -fail);
 		return 0;
 	}
-	if (ctrl.action != CTRL_FORWARD) {
-		session_worker_enqueue(s, u);
-		pthread_mutex_unlock(&s->lock);
-		return 0;
+	/* Control transfers complete in order, as on a real host controller
+	 * (usbtest's queued control test checks it). The worker sequences
+	 * them whenever a state-changing request is queued or running: that
+	 * request waits for the control URBs before it, later ones wait for
+	 * it, and the reader never blocks. */
+	if (control) {
+		u->special = ctrl.action != CTRL_FORWARD;
+		if (u->special || s->work_head) {
+			session_worker_enqueue(s, u);
+			pthread_mutex_unlock(&s->lock);
+			return 0;
+		}
 	}
-	u->in_backend = true;
-	int rc = bk_submit(s->handle, &u->xfer);
-	log_debug("session %s: seqnum %u ep 0x%02x type %u len %u submitted (%d)", s->peer,
-		  h->seqnum, u->xfer.endpoint, u->xfer.type, len, rc);
-	if (rc < 0)
-		u->in_backend = false;
+	int rc = session_urb_start(s, u);
 	pthread_mutex_unlock(&s->lock);
 	if (rc < 0)
 		session_urb_fail(u, rc);
 	return 0;
+}
+
+int session_urb_start(struct session *s, struct urb *u)
+{
+	u->in_backend = true;
+	s->ep0_in_backend += u->cmd.ep == 0;
+	int rc = bk_submit(s->handle, &u->xfer);
+	log_debug("session %s: seqnum %u ep 0x%02x type %u len %u submitted (%d)", s->peer,
+		  u->cmd.seqnum, u->xfer.endpoint, u->xfer.type,
+		  u->cmd.u.cmd_submit.transfer_buffer_length, rc);
+	if (rc < 0) {
+		u->in_backend = false;
+		s->ep0_in_backend -= u->cmd.ep == 0;
+	}
+	return rc;
 }
 
 void session_urb_fail(struct urb *u, int32_t status)
@@ -306,6 +324,8 @@ void session_urb_complete(struct bk_transfer *t)
 	pthread_mutex_lock(&s->lock);
 	u->prev->next = u->next;
 	u->next->prev = u->prev;
+	if (u->in_backend)
+		s->ep0_in_backend -= u->cmd.ep == 0;
 	u->in_backend = false;
 	s->n_pending--;
 

@@ -579,6 +579,73 @@ static void test_set_configuration(void **state)
 	uc_close(c);
 }
 
+static void submit_control(struct uc_conn *c, uint32_t seq, uint8_t type, uint8_t req,
+			   uint16_t value, uint16_t index, uint16_t length)
+{
+	struct uc_urb u = {
+		.seqnum = seq,
+		.devid = uc_devid(c),
+		.direction = (type & 0x80) ? USBIP_DIR_IN : USBIP_DIR_OUT,
+		.buffer_length = length,
+	};
+	setup_packet(u.setup, type, req, value, index, length);
+	assert_int_equal(uc_submit(c, &u), 0);
+}
+
+static void test_control_order_around_state_changes(void **state)
+{
+	struct fixture *f = *state;
+	/* Forwarded requests take 100 ms; SET_INTERFACE runs at once in the
+	 * worker, yet every reply must come back in submission order. */
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 100), 0);
+	struct uc_conn *c = import_dev(f, "1-1");
+	submit_control(c, 1, 0x80, 6, 0x0100, 0, 18);  /* GET_DESCRIPTOR */
+	submit_control(c, 2, 0x01, 11, 1, 1, 0);       /* SET_INTERFACE 1/1 */
+	submit_control(c, 3, 0x80, 6, 0x0100, 0, 18);
+	submit_control(c, 4, 0x02, 1, 0, 0x81, 0);     /* CLEAR_FEATURE(HALT) */
+	submit_control(c, 5, 0x80, 6, 0x0100, 0, 18);
+	for (uint32_t want = 1; want <= 5; want++) {
+		struct uc_reply r;
+		assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+		assert_int_equal(r.seqnum, want);
+		assert_int_equal(r.status, 0);
+		uc_reply_free(&r);
+	}
+
+	/* A control URB waiting behind a state change can still be unlinked. */
+	submit_control(c, 6, 0x80, 6, 0x0100, 0, 18);
+	submit_control(c, 7, 0x01, 11, 0, 1, 0);
+	submit_control(c, 8, 0x80, 6, 0x0100, 0, 18);
+	assert_int_equal(uc_unlink(c, 9, 8), 0);
+	/* 6 and 7 answered in order; 8 only by the unlink's RET_UNLINK. */
+	static const uint32_t want[3] = { 6, 7, 9 };
+	for (int i = 0; i < 3; i++) {
+		struct uc_reply r;
+		assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+		assert_int_equal(r.seqnum, want[i]);
+		assert_int_equal(r.status, want[i] == 9 ? -LNX_ECONNRESET : 0);
+		uc_reply_free(&r);
+	}
+	assert_int_equal(uc_recv(c, &(struct uc_reply){ 0 }, 200), UC_E_TIMEOUT);
+	assert_int_equal(uc_outstanding(c), 0);
+	uc_close(c);
+}
+
+static void test_clear_halt_ep0_goes_to_device(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+	/* The host OS has no endpoint 0 halt to clear; the device answers. */
+	control(c, 1, 0x02, 1, 0, 0, 0, NULL, &r);
+	assert_true(r.status == 0 || r.status == -LNX_EPIPE);
+	uc_reply_free(&r);
+	control(c, 2, 0x80, 6, 0x0100, 0, 18, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
 /* ---- Unlink ------------------------------------------------------------ */
 
 static void test_unlink_pending(void **state)
@@ -1002,6 +1069,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stall_then_clear_halt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclaimable_interface_eperm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_configuration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_order_around_state_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clear_halt_ep0_goes_to_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_completed_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_512_in_flight, setup, teardown),

@@ -20,6 +20,8 @@ static const struct ctrl_case cases[] = {
 	{ "CLEAR_FEATURE halt 0x81", { 0x02, 1, 0, 0, 0x81, 0, 0, 0 }, CTRL_CLEAR_HALT, 0, 0x81 },
 	{ "SET_FEATURE port reset", { 0x23, 3, 4, 0, 1, 0, 0, 0 }, CTRL_RESET_DEVICE, 4, 1 },
 	/* Look-alikes that must be forwarded untouched. */
+	{ "CLEAR_FEATURE halt ep0", { 0x02, 1, 0, 0, 0, 0, 0, 0 }, CTRL_FORWARD, 0, 0 },
+	{ "CLEAR_FEATURE halt ep0 IN", { 0x02, 1, 0, 0, 0x80, 0, 0, 0 }, CTRL_FORWARD, 0, 0x80 },
 	{ "GET_DESCRIPTOR", { 0x80, 6, 0, 1, 0, 0, 18, 0 }, CTRL_FORWARD, 0x100, 0 },
 	{ "CLEAR_FEATURE remote wakeup", { 0x00, 1, 1, 0, 0, 0, 0, 0 }, CTRL_FORWARD, 1, 0 },
 	{ "CLEAR_FEATURE endpoint, other feature", { 0x02, 1, 5, 0, 0x81, 0, 0, 0 },
