@@ -6,5 +6,6 @@ set -euo pipefail
 exe=$1 seeds=$2 seconds=$3
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-exec "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+"$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+	-error_exitcode=1 -timeout_exitcode=1 \
 	-print_final_stats=1 "$scratch" "$seeds"
