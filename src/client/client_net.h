@@ -1,4 +1,5 @@
-/* Client-side socket helpers: connect with a deadline, timed reads.
+/* Client-side socket helpers: timed reads, host:port parsing (connecting
+ * with a deadline is net_connect in common/net.h).
  *
  * Every function returns 0 or a negative host errno (-ETIMEDOUT when the
  * deadline passes). Deadlines are absolute CLOCK_MONOTONIC milliseconds. */
@@ -8,14 +9,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-int64_t cnet_now_ms(void);
-
-/* Resolves host (name, IPv4 or IPv6 literal) and port, and connects to the
- * first address that answers before the deadline. The socket comes back
- * blocking, close-on-exec, with TCP_NODELAY and keepalive. cancel_fd, when
- * >= 0, aborts the wait (-ECANCELED) as soon as it is readable. */
-int cnet_connect(const char *host, const char *port, int timeout_ms, int cancel_fd, int *fd_out);
 
 /* Reads exactly n bytes before the deadline; -EPIPE on end of stream. */
 int cnet_read_exact(int fd, void *buf, size_t n, int64_t deadline_ms);

@@ -583,7 +583,7 @@ static int send_text(struct server_ctx *s, const char *text, size_t len)
 	struct iovec iov = { .iov_base = (void *)text, .iov_len = len };
 	int err = net_writev_full(s->fd, &iov, 1);
 	if (err == 0)
-		s->last_tx_ms = cnet_now_ms();
+		s->last_tx_ms = net_now_ms();
 	return err;
 }
 
@@ -623,7 +623,7 @@ static void run_connection(struct server_ctx *s)
 	s->in_snapshot = false;
 	s->nsnap = 0;
 	s->heartbeat_s = 0;
-	s->last_rx_ms = s->last_tx_ms = cnet_now_ms();
+	s->last_rx_ms = s->last_tx_ms = net_now_ms();
 	int64_t hello_deadline = s->last_rx_ms + d->cfg.hello_timeout_ms;
 	if (send_hello(s) < 0) {
 		log_warn("%s: cannot send hello", s->spec->host);
@@ -641,7 +641,7 @@ static void run_connection(struct server_ctx *s)
 	if (!buf)
 		return;
 	for (;;) {
-		int64_t now = cnet_now_ms();
+		int64_t now = net_now_ms();
 		int timeout = 1000;
 		if (v2 && !s->welcomed) {
 			if (now >= hello_deadline) {
@@ -680,7 +680,7 @@ static void run_connection(struct server_ctx *s)
 				 got == 0 ? "closed by the server" : strerror(errno));
 			break;
 		}
-		s->last_rx_ms = cnet_now_ms();
+		s->last_rx_ms = net_now_ms();
 		if (feed(s, buf, (size_t)got) < 0)
 			break;
 	}
@@ -710,7 +710,7 @@ static void *server_thread(void *arg)
 	while (!stopping(d)) {
 		set_state(s, CONN_CONNECTING);
 		unsigned before = daemon_sessions(d, s->index);
-		int err = cnet_connect(s->spec->host, s->spec->notify_port,
+		int err = net_connect(s->spec->host, s->spec->notify_port,
 				       d->cfg.connect_timeout_ms, d->stop_pipe[0], &s->fd);
 		if (err == -ECANCELED)
 			break;
@@ -735,9 +735,9 @@ static void *server_thread(void *arg)
 			attempt++;
 		log_debug("%s: reconnecting in %d ms", s->spec->host, delay);
 		struct pollfd p = { .fd = d->stop_pipe[0], .events = POLLIN };
-		int64_t until = cnet_now_ms() + delay;
-		while (cnet_now_ms() < until) {
-			int left = (int)(until - cnet_now_ms());
+		int64_t until = net_now_ms() + delay;
+		while (net_now_ms() < until) {
+			int left = (int)(until - net_now_ms());
 			if (poll(&p, 1, left < 1 ? 1 : left) > 0)
 				break;
 		}
@@ -771,7 +771,7 @@ struct daemon *daemon_new(const struct daemon_config *cfg)
 		s->index = i;
 		s->spec = &d->cfg.servers[i];
 		s->fd = -1;
-		s->seed = (unsigned)(cnet_now_ms() ^ (int64_t)(i * 7919u));
+		s->seed = (unsigned)(net_now_ms() ^ (int64_t)(i * 7919u));
 		s->snap = calloc(DAEMON_MAX_SNAPSHOT, sizeof(*s->snap));
 		if (!s->snap)
 			goto err_free_snaps;

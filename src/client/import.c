@@ -60,10 +60,10 @@ int import_device(const char *host, const char *port, const char *busid, int tim
 		return -EINVAL;
 	if (usbip_import_request_encode(busid, req, sizeof(req)) != (int)sizeof(req))
 		return -EINVAL;
-	int err = cnet_connect(host, port, timeout_ms, cancel_fd, &fd);
+	int err = net_connect(host, port, timeout_ms, cancel_fd, &fd);
 	if (err)
 		return err;
-	int64_t deadline = cnet_now_ms() + timeout_ms;
+	int64_t deadline = net_now_ms() + timeout_ms;
 
 	struct iovec iov = { .iov_base = req, .iov_len = sizeof(req) };
 	err = net_writev_full(fd, &iov, 1);

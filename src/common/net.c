@@ -6,9 +6,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef MSG_NOSIGNAL
@@ -155,4 +157,110 @@ void net_peer_name(int fd, char *out, size_t n)
 		}
 	}
 	snprintf(out, n, "%s:%d", host, port);
+}
+
+int64_t net_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds for poll(): -1 for no deadline, 0 once it passed. */
+static int poll_timeout(int64_t deadline)
+{
+	if (deadline == NET_NO_DEADLINE)
+		return -1;
+	int64_t left = deadline - net_now_ms();
+	if (left <= 0)
+		return 0;
+	return left > 60000 ? 60000 : (int)left; /* re-checked after each wake */
+}
+
+int net_wait_fd(int fd, short events, int cancel_fd, int64_t deadline_ms)
+{
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = fd, .events = events },
+					 { .fd = cancel_fd, .events = POLLIN } };
+		int r = poll(pfd, cancel_fd >= 0 ? 2 : 1, poll_timeout(deadline_ms));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (cancel_fd >= 0 && (pfd[1].revents & POLLIN))
+			return -ECANCELED;
+		if (r > 0 && pfd[0].revents)
+			return 0;
+		if (deadline_ms != NET_NO_DEADLINE && net_now_ms() >= deadline_ms)
+			return -ETIMEDOUT;
+	}
+}
+
+static int connect_one(const struct addrinfo *ai, int cancel_fd, int64_t deadline, int *fd_out)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+	if (fd < 0)
+		return -errno;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	int flags = fcntl(fd, F_GETFL);
+	int err = 0;
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		err = -errno;
+		goto err_close;
+	}
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			err = -errno;
+			goto err_close;
+		}
+		err = net_wait_fd(fd, POLLOUT, cancel_fd, deadline);
+		if (err)
+			goto err_close;
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+			soerr = errno;
+		if (soerr) {
+			err = -soerr;
+			goto err_close;
+		}
+	}
+	if (fcntl(fd, F_SETFL, flags) < 0) {
+		err = -errno;
+		goto err_close;
+	}
+	net_tune_stream(fd);
+	*fd_out = fd;
+	return 0;
+err_close:
+	close(fd);
+	return err;
+}
+
+int net_connect(const char *host, const char *port, int timeout_ms, int cancel_fd, int *fd_out)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG,
+	};
+	struct addrinfo *res;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc == EAI_NONAME) {
+		/* AI_ADDRCONFIG hides loopback-only families; ask again without. */
+		hints.ai_flags = AI_NUMERICSERV;
+		rc = getaddrinfo(host, port, &hints, &res);
+	}
+	if (rc != 0)
+		return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+	int64_t deadline = timeout_ms < 0 ? NET_NO_DEADLINE : net_now_ms() + timeout_ms;
+	int err = -EADDRNOTAVAIL;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		err = connect_one(ai, cancel_fd, deadline, fd_out);
+		if (err == 0 || err == -ECANCELED || err == -ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	return err;
 }

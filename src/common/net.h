@@ -6,7 +6,26 @@
 #define USBIP_NOTIFY_COMMON_NET_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
+
+/* Deadlines are absolute CLOCK_MONOTONIC milliseconds. */
+#define NET_NO_DEADLINE INT64_MAX
+
+int64_t net_now_ms(void);
+
+/* Waits until fd reports one of events (errors and hang-ups count: the I/O
+ * call that follows reports them). -ETIMEDOUT when the deadline passes,
+ * -ECANCELED as soon as cancel_fd (when >= 0) is readable. */
+int net_wait_fd(int fd, short events, int cancel_fd, int64_t deadline_ms);
+
+/* Resolves host (name, IPv4 or IPv6 literal) and port, and connects to the
+ * first address that answers before the deadline (timeout_ms < 0: none).
+ * The socket comes back blocking, close-on-exec and tuned (net_tune_stream).
+ * -EADDRNOTAVAIL when the name does not resolve, -ETIMEDOUT, -ECANCELED
+ * (cancel_fd readable), or the connect error. */
+int net_connect(const char *host, const char *port, int timeout_ms, int cancel_fd, int *fd_out);
 
 /* Reads exactly n bytes. Returns n, 0 on a clean end of stream before the
  * first byte, or -errno (-EPIPE for an end of stream in the middle). */

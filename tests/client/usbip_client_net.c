@@ -16,48 +16,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/net.h"
 #include "usbip_client.h"
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int64_t uc_net_deadline(int timeout_ms)
 {
 	if (timeout_ms < 0)
 		return UC_NO_DEADLINE;
-	return now_ms() + timeout_ms;
-}
-
-/* Milliseconds left for poll(): -1 (forever), or 0 when the deadline passed. */
-static int poll_timeout(int64_t deadline)
-{
-	if (deadline == UC_NO_DEADLINE)
-		return -1;
-	int64_t left = deadline - now_ms();
-	if (left <= 0)
-		return 0;
-	return left > 60 * 60 * 1000 ? 60 * 60 * 1000 : (int)left;
+	return net_now_ms() + timeout_ms;
 }
 
 /* Waits for events on fd. 0 when one is there, UC_E_TIMEOUT or -errno. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
-	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = events };
-		int rc = poll(&pfd, 1, poll_timeout(deadline));
-
-		if (rc > 0)
-			return 0; /* including POLLHUP/POLLERR: the I/O call reports it */
-		if (rc == 0)
-			return UC_E_TIMEOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
+	return net_wait_fd(fd, events, -1, deadline);
 }
 
 int uc_net_wait_readable(int fd, int64_t deadline)
@@ -82,71 +54,20 @@ int uc_net_prepare(int fd)
 	return 0;
 }
 
-/* One non-blocking connect to one address, bounded by deadline. */
-static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd_out)
-{
-	int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-	int rc;
-
-	if (fd < 0)
-		return -errno;
-	rc = uc_net_prepare(fd);
-	if (rc < 0)
-		goto err_close;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		if (errno != EINPROGRESS) {
-			rc = -errno;
-			goto err_close;
-		}
-		rc = wait_fd(fd, POLLOUT, deadline);
-		if (rc < 0)
-			goto err_close;
-		int soerr = 0;
-		socklen_t len = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) {
-			rc = -errno;
-			goto err_close;
-		}
-		if (soerr != 0) {
-			rc = -soerr;
-			goto err_close;
-		}
-	}
-	/* Small requests must not wait for Nagle: tests measure latencies. */
-	int one = 1;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-		rc = -errno;
-		goto err_close;
-	}
-	*fd_out = fd;
-	return 0;
-
-err_close:
-	close(fd);
-	return rc;
-}
-
 int uc_net_connect(const char *host, const char *port, int timeout_ms, int *fd_out)
 {
-	struct addrinfo hints, *res;
-	int64_t deadline = uc_net_deadline(timeout_ms);
-	int rc = UC_E_RESOLVE;
-
 	if (!host || !port || !fd_out)
 		return UC_E_INVAL;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	if (getaddrinfo(host, port, &hints, &res) != 0)
-		return UC_E_RESOLVE;
-	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		rc = connect_one(ai, deadline, fd_out);
-		if (rc == 0 || rc == UC_E_TIMEOUT)
-			break;
+	/* net_connect's "does not resolve" is UC_E_RESOLVE's value. */
+	int rc = net_connect(host, port, timeout_ms, -1, fd_out);
+	if (rc < 0)
+		return rc;
+	rc = uc_net_prepare(*fd_out);
+	if (rc < 0) {
+		close(*fd_out);
+		return rc;
 	}
-	freeaddrinfo(res);
-	return rc;
+	return 0;
 }
 
 /* A peer that went away shows up as EOF, ECONNRESET or EPIPE: all one code. */

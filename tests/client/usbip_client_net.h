@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/net.h"
+
 /* Deadlines are CLOCK_MONOTONIC milliseconds; UC_NO_DEADLINE waits forever. */
-#define UC_NO_DEADLINE INT64_MAX
+#define UC_NO_DEADLINE NET_NO_DEADLINE
 
 /* now + timeout_ms, or UC_NO_DEADLINE for a negative timeout. */
 int64_t uc_net_deadline(int timeout_ms);

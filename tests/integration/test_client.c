@@ -26,6 +26,7 @@
 
 #include "backend/sim.h"
 #include "client/client_net.h"
+#include "common/net.h"
 #include "client/daemon.h"
 #include "client/vhci.h"
 #include "server/server.h"
@@ -316,8 +317,8 @@ static void sleep_ms(int ms)
 
 #define WAIT_FOR(cond)                                                                 \
 	do {                                                                           \
-		int64_t until_ = cnet_now_ms() + 10000;                                \
-		while (!(cond) && cnet_now_ms() < until_)                              \
+		int64_t until_ = net_now_ms() + 10000;                                \
+		while (!(cond) && net_now_ms() < until_)                              \
 			sleep_ms(20);                                                  \
 		if (!(cond))                                                           \
 			fail_msg("timed out waiting for %s", #cond);                   \
@@ -566,7 +567,7 @@ static void test_silent_server(void **state)
 	assert_int_equal(daemon_config_add_server(&cfg, spec), 0);
 	struct daemon *d = start_daemon(f, &cfg);
 
-	int64_t t0 = cnet_now_ms();
+	int64_t t0 = net_now_ms();
 	int c1 = accept(lfd, NULL, NULL);
 	assert_true(c1 >= 0);
 	const char *hello = "welcome version=2 heartbeat=1 server=silent\nsnapshot-end count=0\n";
@@ -579,7 +580,7 @@ static void test_silent_server(void **state)
 	buf[r] = '\0';
 	assert_non_null(strstr(buf, "hello version=2"));
 	int c2 = accept(lfd, NULL, NULL);
-	int64_t waited = cnet_now_ms() - t0;
+	int64_t waited = net_now_ms() - t0;
 	assert_true(c2 >= 0);
 	assert_true(waited >= 2500 && waited < 8000);
 	end_daemon(f, d);
