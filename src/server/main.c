@@ -12,11 +12,15 @@
 
 #include "backend/libusb_backend.h"
 #include "backend/sim.h"
+#include "common/cidr.h"
 #include "common/log.h"
 #include "server/export_filter.h"
 #include "server/server.h"
 
 #define SERVER_VERSION "0.1.0"
+#define MAX_ALLOW_CLIENTS 64
+/* A day: longer would let a stolen address outlive any sane session. */
+#define MAX_IMPORT_AUTH_GRACE_S 86400
 
 static void usage(FILE *out)
 {
@@ -50,12 +54,22 @@ static void usage(FILE *out)
 		"                            to other local users: prefer the file)\n"
 		"      --no-notify           no notify channel\n"
 		"\n"
+		"Access (docs/notify-protocol.md, \"Imports and the token\"):\n"
+		"      --allow-client CIDR   accept connections (both ports) only from these\n"
+		"                            networks, e.g. 192.168.1.0/24, 10.0.0.5, fd00::/8;\n"
+		"                            repeatable, at most %d (default: anyone)\n"
+		"      --no-import-auth      with a notify token, still serve device lists\n"
+		"                            and imports to hosts that did not authenticate\n"
+		"                            on the notify channel\n"
+		"      --import-auth-grace S how long a host stays authenticated after its\n"
+		"                            last notify subscription ends (default %u)\n"
+		"\n"
 		"  -l, --log-level LVL   error, warn, info (default) or debug\n"
 		"  -v, --verbose         same as --log-level debug\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n",
 		LIBUSB_BACKEND_DEFAULT_RESCAN_MS, SESSION_DEFAULT_MAX_URBS, NOTIFY_DEFAULT_PORT,
-		NOTIFY_DEFAULT_HEARTBEAT_S);
+		NOTIFY_DEFAULT_HEARTBEAT_S, MAX_ALLOW_CLIENTS, AUTH_HOSTS_DEFAULT_GRACE_MS / 1000);
 }
 
 struct options {
@@ -64,6 +78,7 @@ struct options {
 	const char *sim;
 	struct export_filter filter;
 	char token[NOTIFY_V2_TOKEN_SIZE];
+	struct cidr allow_clients[MAX_ALLOW_CLIENTS];
 };
 
 /* Reads the token: the file's first line, without its line end. */
@@ -100,12 +115,28 @@ static int add_rule(struct options *o, bool allow, const char *rule)
 	return 0;
 }
 
+static int add_client_rule(struct options *o, const char *text)
+{
+	if (o->server.n_allow_clients == MAX_ALLOW_CLIENTS) {
+		fprintf(stderr, "too many --allow-client rules (at most %d)\n", MAX_ALLOW_CLIENTS);
+		return 2;
+	}
+	int rc = cidr_parse(text, &o->allow_clients[o->server.n_allow_clients]);
+	if (rc != CIDR_OK) {
+		fprintf(stderr, "bad --allow-client \"%s\": %s\n", text, cidr_strerror(rc));
+		return 2;
+	}
+	o->server.n_allow_clients++;
+	return 0;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum {
 		OPT_SIM = 256, OPT_LIBUSB, OPT_INCLUDE_VHCI, OPT_RESCAN_MS, OPT_MAX_URBS,
 		OPT_ALLOW, OPT_DENY, OPT_NOTIFY_LISTEN, OPT_NOTIFY_PORT, OPT_NOTIFY_HEARTBEAT,
-		OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY,
+		OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY, OPT_ALLOW_CLIENT,
+		OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE,
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'a' },
@@ -123,6 +154,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "notify-token", required_argument, NULL, OPT_NOTIFY_TOKEN },
 		{ "notify-token-file", required_argument, NULL, OPT_NOTIFY_TOKEN_FILE },
 		{ "no-notify", no_argument, NULL, OPT_NO_NOTIFY },
+		{ "allow-client", required_argument, NULL, OPT_ALLOW_CLIENT },
+		{ "no-import-auth", no_argument, NULL, OPT_NO_IMPORT_AUTH },
+		{ "import-auth-grace", required_argument, NULL, OPT_IMPORT_AUTH_GRACE },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -212,6 +246,23 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_NO_NOTIFY:
 			o->server.notify.enabled = false;
 			break;
+		case OPT_ALLOW_CLIENT:
+			rc = add_client_rule(o, optarg);
+			if (rc)
+				return rc;
+			break;
+		case OPT_NO_IMPORT_AUTH:
+			o->server.import_auth = false;
+			break;
+		case OPT_IMPORT_AUTH_GRACE:
+			n = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || n > MAX_IMPORT_AUTH_GRACE_S) {
+				fprintf(stderr, "bad --import-auth-grace: %s (0..%d)\n", optarg,
+					MAX_IMPORT_AUTH_GRACE_S);
+				return 2;
+			}
+			o->server.auth_grace_ms = (unsigned)n * 1000u;
+			break;
 		case 'l':
 			level = log_level_parse(optarg);
 			if (level < 0) {
@@ -273,6 +324,10 @@ int main(int argc, char **argv)
 	o.server.filter_ctx = &o.filter;
 	if (o.token[0])
 		o.server.notify.token = o.token;
+	o.server.allow_clients = o.allow_clients;
+	if (o.token[0] && !o.server.notify.enabled && o.server.import_auth)
+		fprintf(stderr, "note: a notify token without the notify channel protects "
+				"nothing; imports are not tied to it\n");
 
 	/* Block the stop signals in every thread; the main thread waits for them. */
 	sigset_t stop;

@@ -41,6 +41,9 @@ struct subscriber {
 	struct notify_hub *hub;
 	int fd;
 	char peer[64];
+	struct cidr_addr addr;
+	bool have_addr;
+	bool authed;           /* counted in hub->cfg.auth; thread only */
 
 	/* Guarded by hub->lock (the observer appends, the thread sends). */
 	enum sub_state state; /* written under the lock, by the thread only */
@@ -353,6 +356,20 @@ static bool token_ok(const struct notify_hub *hub, const char *given)
 	return diff == 0;
 }
 
+/* The host proved the token: its imports are allowed from now on (before
+ * the welcome goes out, so a client may import as soon as it reads it). */
+static void note_authenticated(struct subscriber *s)
+{
+	struct notify_hub *hub = s->hub;
+	if (!hub->token[0] || !hub->cfg.auth || !s->have_addr)
+		return;
+	if (auth_hosts_login(hub->cfg.auth, &s->addr) == 0)
+		s->authed = true;
+	else
+		log_warn("notify: %s: too many authenticated hosts; its imports will be refused",
+			 s->peer);
+}
+
 static void on_hello_v2(struct subscriber *s, const char *line, size_t len)
 {
 	struct notify_v2_msg m;
@@ -369,6 +386,7 @@ static void on_hello_v2(struct subscriber *s, const char *line, size_t len)
 		log_warn("notify: %s: refused, wrong or missing token", s->peer);
 		refuse(s, "auth");
 	} else {
+		note_authenticated(s);
 		subscribe(s, SUB_V2);
 	}
 }
@@ -564,6 +582,9 @@ static void reap(struct notify_hub *hub, bool all)
 			else
 				log_info("notify: %s: %s", s->peer, s->why);
 		}
+		/* Its host's grace period starts when its last one goes. */
+		if (s->authed)
+			auth_hosts_logout(hub->cfg.auth, &s->addr);
 		close(s->fd);
 		free(s->q);
 		free(s);
@@ -572,7 +593,9 @@ static void reap(struct notify_hub *hub, bool all)
 
 static void accept_one(struct notify_hub *hub, int lfd)
 {
-	int fd = accept(lfd, NULL, NULL);
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd = accept(lfd, (struct sockaddr *)&ss, &sslen);
 	if (fd < 0)
 		return;
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -586,6 +609,16 @@ static void accept_one(struct notify_hub *hub, int lfd)
 	s->hub = hub;
 	s->fd = fd;
 	net_peer_name(fd, s->peer, sizeof(s->peer));
+	s->have_addr = cidr_addr_from_sockaddr((struct sockaddr *)&ss, sslen, &s->addr);
+	if (hub->cfg.n_allow_clients > 0 &&
+	    !(s->have_addr &&
+	      cidr_match_any(hub->cfg.allow_clients, hub->cfg.n_allow_clients, &s->addr))) {
+		log_warn("notify: connection from %s refused: address not allowed "
+			 "(--allow-client)", s->peer);
+		close(fd);
+		free(s);
+		return;
+	}
 	if (hub->n_subs >= hub->cfg.max_subscribers) {
 		log_warn("notify: %s refused: %u subscribers already", s->peer,
 			 hub->cfg.max_subscribers);

@@ -22,7 +22,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/cidr.h"
 #include "proto/notify_v2.h"
+#include "server/auth_hosts.h"
 #include "server/export_table.h"
 
 #define NOTIFY_DEFAULT_PORT "65432"
@@ -47,6 +49,13 @@ struct notify_config {
 	unsigned hello_timeout_ms; /* a connection must say hello by then */
 	const char *token;         /* shared secret, NULL or "" = none; copied */
 	const char *server_name;   /* welcome's server=, NULL = host name; copied */
+	/* Peers outside these rules are closed at accept; n == 0 = anyone.
+	 * Not copied: the array must outlive the hub. */
+	const struct cidr *allow_clients;
+	size_t n_allow_clients;
+	/* With a token: told of every subscriber that proved it, and of its
+	 * going (auth_hosts.h). NULL = nobody is told. Not owned. */
+	struct auth_hosts *auth;
 };
 
 /* Defaults: disabled (the daemon turns it on; tests pick their port). */

@@ -24,6 +24,8 @@ struct connection {
 	struct connection *next;
 	struct server *srv;
 	int fd;
+	struct cidr_addr addr; /* the peer's */
+	bool have_addr;
 	pthread_t thread;
 	bool done; /* thread finished; join and free */
 };
@@ -33,6 +35,8 @@ struct server {
 	struct server_config cfg;
 	struct export_table exports;
 	struct notify_hub *notify; /* NULL when disabled */
+	struct auth_hosts *auth;
+	bool import_auth; /* the tie is on: notify on, token set, not disabled */
 	int listen_fds[SERVER_MAX_LISTEN_FDS];
 	int n_listen;
 	int wake[2]; /* self-pipe: tells the listener to stop */
@@ -52,6 +56,8 @@ void server_config_defaults(struct server_config *cfg)
 	cfg->limits.max_urbs = SESSION_DEFAULT_MAX_URBS;
 	cfg->limits.max_bytes = SESSION_DEFAULT_MAX_BYTES;
 	cfg->max_connections = 64;
+	cfg->import_auth = true;
+	cfg->auth_grace_ms = AUTH_HOSTS_DEFAULT_GRACE_MS;
 	notify_config_defaults(&cfg->notify);
 }
 
@@ -72,8 +78,18 @@ struct server *server_new(struct backend *b, const struct server_config *cfg)
 	struct server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return NULL;
+	srv->auth = auth_hosts_new(cfg->auth_grace_ms);
+	if (!srv->auth) {
+		free(srv);
+		return NULL;
+	}
 	srv->backend = b;
 	srv->cfg = *cfg;
+	srv->import_auth = cfg->import_auth && cfg->notify.enabled && cfg->notify.token &&
+			   cfg->notify.token[0];
+	srv->cfg.notify.allow_clients = cfg->allow_clients;
+	srv->cfg.notify.n_allow_clients = cfg->n_allow_clients;
+	srv->cfg.notify.auth = srv->import_auth ? srv->auth : NULL;
 	srv->wake[0] = srv->wake[1] = -1;
 	export_table_init(&srv->exports, cfg->filter, cfg->filter_ctx);
 	pthread_mutex_init(&srv->lock, NULL);
@@ -88,6 +104,11 @@ struct export_table *server_exports(struct server *srv)
 struct notify_hub *server_notify(struct server *srv)
 {
 	return srv->notify;
+}
+
+struct auth_hosts *server_auth_hosts(struct server *srv)
+{
+	return srv->auth;
 }
 
 int server_notify_port(const struct server *srv)
@@ -188,14 +209,21 @@ err_free:
 	session_free(s);
 }
 
+/* With imports tied to the notify token: has this peer's host proved it? */
+static bool host_authenticated(struct server *srv, const struct connection *c)
+{
+	return !srv->import_auth || (c->have_addr && auth_hosts_allowed(srv->auth, &c->addr));
+}
+
 /* One connection: one operation request, and a session after an import. */
 static void *connection_main(void *arg)
 {
 	struct connection *c = arg;
 	struct server *srv = c->srv;
 	int fd = c->fd;
-	char peer[64];
+	char peer[64], host[CIDR_TEXT_SIZE];
 	net_peer_name(fd, peer, sizeof(peer));
+	cidr_addr_format(&c->addr, host, sizeof(host));
 	net_tune_stream(fd);
 	set_timeout(fd, SO_RCVTIMEO, OP_READ_TIMEOUT_S);
 
@@ -208,13 +236,22 @@ static void *connection_main(void *arg)
 		log_warn("%s: bad operation request (%s)", peer,
 			 r == USBIP_OP_COMMON_SIZE ? usbip_codec_strerror(rc) : "cut short");
 	} else if (op.code == USBIP_OP_REQ_DEVLIST) {
-		serve_devlist(srv, fd);
+		/* No reply at all: the list is what the token protects. */
+		if (host_authenticated(srv, c))
+			serve_devlist(srv, fd);
+		else
+			log_warn("device list for %s refused: host has not authenticated on the "
+				 "notify channel", host);
 	} else if (op.code == USBIP_OP_REQ_IMPORT) {
 		char busid[USBIP_BUSID_SIZE];
 		r = net_read_full(fd, req + USBIP_OP_COMMON_SIZE, USBIP_BUSID_SIZE);
 		rc = r == USBIP_BUSID_SIZE ? usbip_import_request_decode(req, sizeof(req), busid)
 					   : USBIP_E_SHORT;
-		if (rc == USBIP_OK) {
+		if (rc == USBIP_OK && !host_authenticated(srv, c)) {
+			log_warn("import of %s from %s refused: host has not authenticated on the "
+				 "notify channel", busid, host);
+			send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
+		} else if (rc == USBIP_OK) {
 			serve_import(srv, fd, busid, peer);
 		} else {
 			log_warn("%s: bad import request (%s)", peer, usbip_codec_strerror(rc));
@@ -251,10 +288,24 @@ static void reap_connections(struct server *srv)
 
 static void accept_one(struct server *srv, int lfd)
 {
-	int fd = accept(lfd, NULL, NULL);
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd = accept(lfd, (struct sockaddr *)&ss, &sslen);
 	if (fd < 0)
 		return;
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+	struct cidr_addr addr;
+	bool have_addr = cidr_addr_from_sockaddr((struct sockaddr *)&ss, sslen, &addr);
+	const struct server_config *cfg = &srv->cfg;
+	if (cfg->n_allow_clients > 0 &&
+	    !(have_addr && cidr_match_any(cfg->allow_clients, cfg->n_allow_clients, &addr))) {
+		char peer[64];
+		net_peer_name(fd, peer, sizeof(peer));
+		log_warn("connection from %s refused: address not allowed (--allow-client)", peer);
+		close(fd);
+		return;
+	}
 
 	pthread_mutex_lock(&srv->lock);
 	reap_connections(srv);
@@ -268,6 +319,8 @@ static void accept_one(struct server *srv, int lfd)
 	if (c) {
 		c->srv = srv;
 		c->fd = fd;
+		c->addr = addr;
+		c->have_addr = have_addr;
 		if (pthread_create(&c->thread, NULL, connection_main, c) == 0) {
 			c->next = srv->conns;
 			srv->conns = c;
@@ -359,6 +412,14 @@ int server_start(struct server *srv)
 	}
 	srv->started = true;
 	log_info("listening on port %d", server_port(srv));
+	for (size_t i = 0; i < srv->cfg.n_allow_clients; i++) {
+		char rule[CIDR_TEXT_SIZE];
+		cidr_format(&srv->cfg.allow_clients[i], rule, sizeof(rule));
+		log_info("clients allowed from %s", rule);
+	}
+	if (srv->import_auth)
+		log_info("device lists and imports only for hosts authenticated on the notify "
+			 "channel (grace %u ms)", srv->cfg.auth_grace_ms);
 	return 0;
 
 err_stop_backend:
@@ -417,6 +478,7 @@ void server_free(struct server *srv)
 		close(srv->wake[1]);
 	}
 	notify_hub_free(srv->notify);
+	auth_hosts_free(srv->auth);
 	export_table_destroy(&srv->exports);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);

@@ -7,6 +7,8 @@
 #define USBIP_NOTIFY_SERVER_SERVER_H
 
 #include "backend/backend.h"
+#include "common/cidr.h"
+#include "server/auth_hosts.h"
 #include "server/export_table.h"
 #include "server/notify_hub.h"
 #include "server/session.h"
@@ -22,6 +24,21 @@ struct server_config {
 	export_filter_fn filter;     /* NULL = every device not on a vhci bus */
 	void *filter_ctx;
 	struct notify_config notify; /* the hotplug channel; off by default */
+
+	/* Client networks allowed on both ports (the USB/IP one and notify's;
+	 * they replace notify.allow_clients). Peers outside are closed at
+	 * accept, with a log line. n == 0 = anyone. Not copied: the array
+	 * must outlive the server. */
+	const struct cidr *allow_clients;
+	size_t n_allow_clients;
+
+	/* When the notify channel is on and has a token: serve OP_REQ_DEVLIST
+	 * and OP_REQ_IMPORT only to hosts with an authenticated v2
+	 * subscription now or within auth_grace_ms (auth_hosts.h). Others get
+	 * ST_NA for an import and a closed connection for a device list.
+	 * Default on; false keeps the token on the notify channel only. */
+	bool import_auth;
+	unsigned auth_grace_ms;      /* default AUTH_HOSTS_DEFAULT_GRACE_MS */
 };
 
 void server_config_defaults(struct server_config *cfg);
@@ -44,6 +61,10 @@ struct export_table *server_exports(struct server *srv);
  * port (-1 then). */
 struct notify_hub *server_notify(struct server *srv);
 int server_notify_port(const struct server *srv);
+
+/* The authenticated-hosts table (always there; only consulted when
+ * imports are tied to the notify token). */
+struct auth_hosts *server_auth_hosts(struct server *srv);
 
 /* Stops the notify hub (closing its subscribers), stops accepting, ends
  * every session (releasing its device), stops the backend's event thread. */
