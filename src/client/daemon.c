@@ -182,6 +182,7 @@ static int read_views_locked(struct daemon *d, struct port_view *views, size_t m
 		views[i].port = ports[i].port;
 		views[i].used = ports[i].state == VHCI_ST_USED;
 		views[i].devid = ports[i].devid;
+		views[i].attaching = ports[i].state == VHCI_ST_NOTASSIGNED;
 	}
 	free(ports);
 	return n < 0 ? n : (n > (int)max ? (int)max : n);
@@ -214,7 +215,7 @@ static void prune_stale_locked(struct server_ctx *s)
 	int n = read_views_locked(d, views, VHCI_MAX_PORTS);
 	if (n >= 0) {
 		bool stale[DAEMON_MAX_ATTACHMENTS];
-		reconcile_check_live(s->att, s->natt, views, (size_t)n, stale);
+		size_t nstale = reconcile_check_live(s->att, s->natt, views, (size_t)n, stale);
 		for (size_t i = s->natt; i-- > 0;) {
 			if (!stale[i])
 				continue;
@@ -223,6 +224,8 @@ static void prune_stale_locked(struct server_ctx *s)
 			remove_our_record(s, &s->att[i]);
 			drop_attachment_locked(s, i);
 		}
+		if (nstale > 0)
+			state_write_locked(d); /* the state file must not list them */
 	}
 	free(views);
 }

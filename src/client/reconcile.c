@@ -116,7 +116,8 @@ size_t reconcile_check_live(const struct attachment *att, size_t natt,
 		bool live = false;
 		for (size_t k = 0; k < nports; k++) {
 			if (ports[k].port == att[i].port) {
-				live = ports[k].used && ports[k].devid == att[i].devid;
+				live = ports[k].attaching ||
+				       (ports[k].used && ports[k].devid == att[i].devid);
 				break;
 			}
 		}

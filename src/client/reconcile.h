@@ -70,10 +70,13 @@ struct port_view {
 	int port;
 	bool used;        /* state VDEV_ST_USED */
 	uint32_t devid;
+	/* State VDEV_ST_NOTASSIGNED: attach was written, the hub has not
+	 * enumerated the device yet, and vhci shows devid 0 until it has. */
+	bool attaching;
 };
 
 /* Which of our attachments are still real: the port is in use with the devid
- * we attached. stale_out gets 1 for each one that is gone (vhci freed the
+ * we attached, or still attaching (no devid to compare yet). stale_out gets 1 for each one that is gone (vhci freed the
  * port when its session ended, or someone else's device sits there now); its
  * port must not be detached, only forgotten. Returns how many are stale. */
 size_t reconcile_check_live(const struct attachment *att, size_t natt,

@@ -36,6 +36,7 @@
 
 struct fake_port {
 	bool used;
+	bool enumerated; /* false: state 5 (VDEV_ST_NOTASSIGNED), devid not shown */
 	uint32_t devid;
 	uint32_t speed;
 	int kfd; /* the "kernel's" reference to the session socket */
@@ -51,6 +52,9 @@ struct fake_kernel {
 	int bad_sockets;
 	int last_attach_port;
 	int last_detach_port;
+	/* Like the real vhci: an attached port stays "not assigned" (state 5,
+	 * devid 0) until the hub enumerates it (fk_enumerate). Off: at once. */
+	bool slow_enumeration;
 };
 
 /* Short fixture paths, so every joined path provably fits PATH_MAX. */
@@ -75,11 +79,12 @@ static void fk_write_status_locked(struct fake_kernel *fk)
 	size_t len = (size_t)snprintf(text, sizeof(text), "hub port sta spd dev      sockfd local_busid\n");
 	for (int i = 0; i < NPORTS; i++) {
 		const struct fake_port *p = &fk->ports[i];
+		bool shown = p->used && p->enumerated;
 		len += (size_t)snprintf(text + len, sizeof(text) - len,
 					"%s  %04d %03d %03u %08x %06d %s\n", i < HALF ? "hs" : "ss", i,
-					p->used ? 6 : 4, p->used ? p->speed : 0,
-					p->used ? p->devid : 0, p->used ? p->kfd : 0,
-					p->used ? "9-1" : "0-0");
+					shown ? 6 : (p->used ? 5 : 4), shown ? p->speed : 0,
+					shown ? p->devid : 0, shown ? p->kfd : 0,
+					shown ? "9-1" : "0-0");
 	}
 	snprintf(path, sizeof(path), "%s/status", fk->hc_dir);
 	FILE *f = fopen(path, "w");
@@ -128,6 +133,7 @@ static int fk_write(void *ctx, const char *path, const char *text)
 		} else {
 			struct fake_port *p = &fk->ports[port];
 			p->used = true;
+			p->enumerated = !fk->slow_enumeration;
 			p->devid = devid;
 			p->speed = speed;
 			p->kfd = dup(sockfd);
@@ -163,6 +169,15 @@ static void fk_port_gone(struct fake_kernel *fk, int port)
 		fk->ports[port].used = false;
 		fk_write_status_locked(fk);
 	}
+	pthread_mutex_unlock(&fk->lock);
+}
+
+/* The hub enumerated the device on port: vhci shows it in use with its devid. */
+static void fk_enumerate(struct fake_kernel *fk, int port)
+{
+	pthread_mutex_lock(&fk->lock);
+	fk->ports[port].enumerated = true;
+	fk_write_status_locked(fk);
 	pthread_mutex_unlock(&fk->lock);
 }
 
@@ -457,6 +472,56 @@ static void test_restart_reconcile(void **state)
 	end_daemon(f, d);
 }
 
+/* Seen in the QEMU guest: right after the attach write, vhci shows the port
+ * as state 5 with devid 0 until enumeration; the next event (our own import's
+ * "held") must not make the daemon forget the attachment, or it no longer
+ * detaches on unplug or --detach-on-exit and drops the port record. */
+static void test_event_before_enumeration(void **state)
+{
+	struct fixture *f = *state;
+	f->fk.slow_enumeration = true;
+	struct vhci_ops ops = { fk_write, &f->fk };
+	struct daemon_config cfg;
+	daemon_cfg(f, &cfg, &ops);
+	assert_int_equal(sim_unplug(f->sim, "1-2"), 0);
+	struct daemon *d = start_daemon(f, &cfg);
+	WAIT_FOR(fk_count(&f->fk, &f->fk.attaches) == 1);
+	int p11 = f->fk.last_attach_port;
+	WAIT_FOR(port_of(d, "1-1") == p11);
+
+	/* Events after the attach, port still not enumerated: "held" for 1-1,
+	 * then 1-2 plugged; once 1-2 is attached both have been handled. */
+	assert_int_equal(sim_plug(f->sim, "1-2"), 0);
+	WAIT_FOR(fk_count(&f->fk, &f->fk.attaches) == 2);
+	int p12 = f->fk.last_attach_port;
+	WAIT_FOR(port_of(d, "1-2") == p12);
+	assert_int_equal(port_of(d, "1-1"), p11);
+	char name[16];
+	snprintf(name, sizeof(name), "port%d", p11);
+	assert_non_null(read_text(f->run, name));
+	const char *st = read_text(f->root, "state/state");
+	assert_non_null(st);
+	assert_non_null(strstr(st, "busid=1-1"));
+
+	/* Enumerated: unplugging 1-1 detaches exactly its port. */
+	fk_enumerate(&f->fk, p11);
+	fk_enumerate(&f->fk, p12);
+	assert_int_equal(sim_unplug(f->sim, "1-1"), 0);
+	WAIT_FOR(fk_count(&f->fk, &f->fk.detaches) == 1);
+	assert_int_equal(f->fk.last_detach_port, p11);
+	WAIT_FOR(port_of(d, "1-1") == -1);
+	assert_null(read_text(f->run, name));
+	assert_int_equal(port_of(d, "1-2"), p12);
+
+	/* vhci frees 1-2's port on its own: the server says held=0, the daemon
+	 * forgets the old port and attaches 1-2 again. */
+	fk_port_gone(&f->fk, p12);
+	WAIT_FOR(fk_count(&f->fk, &f->fk.attaches) == 3);
+	WAIT_FOR(port_of(d, "1-2") == f->fk.last_attach_port);
+	assert_int_equal(f->fk.bad_sockets, 0);
+	end_daemon(f, d);
+}
+
 static void test_busy_then_free(void **state)
 {
 	struct fixture *f = *state;
@@ -594,6 +659,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_attach_unplug_replug, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_before_enumeration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_then_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_protocol_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),

@@ -159,13 +159,16 @@ static void test_check_live(void **state)
 		{ "1-3", 2, 0x10004 },  /* someone else's device now */
 		{ "1-4", 9, 0x10005 },  /* port not in the table at all */
 		{ "1-5", 8, 0x10006 },  /* live on the ss hub */
+		{ "1-6", 3, 0x10007 },  /* attach written, not enumerated yet */
 	};
+	/* The real vhci shows an attaching port (state 5) with devid 0. */
 	const struct port_view ports[] = {
-		{ 0, true, 0x10002 }, { 1, false, 0 }, { 2, true, 0x50001 }, { 8, true, 0x10006 },
+		{ 0, true, 0x10002, false }, { 1, false, 0, false }, { 2, true, 0x50001, false },
+		{ 8, true, 0x10006, false }, { 3, false, 0, true },
 	};
 	bool stale[N(att)];
 	assert_int_equal(reconcile_check_live(att, N(att), ports, N(ports), stale), 3);
-	const bool want[] = { false, true, true, true, false };
+	const bool want[] = { false, true, true, true, false, false };
 	for (size_t i = 0; i < N(att); i++)
 		assert_int_equal(stale[i], want[i]);
 	assert_int_equal(reconcile_check_live(att, 0, ports, N(ports), stale), 0);
