@@ -107,7 +107,7 @@ initramfs_key=$( {
 	echo "$kver"
 	echo "$mod_paths"
 	cat "$e2e_dir/guest/init" "$e2e_dir/guest/modprobe" "$e2e_dir/run.sh"
-	/bin/busybox 2>&1 | head -1
+	/bin/busybox 2>&1 | sed -n 1p # sed reads it all: no SIGPIPE under pipefail
 } | sha256sum | cut -c1-16)
 initramfs="$work_dir/initramfs-$kver-$initramfs_key.cpio"
 
@@ -136,6 +136,12 @@ build_initramfs() {
 	mv "$initramfs.tmp" "$initramfs"
 	rm -rf "$root"
 }
+
+# One QEMU at a time on this machine: the cores are shared. Taken before the
+# initramfs is (re)built, so a run never deletes one another run is about to
+# boot.
+exec 9> "$work_dir/qemu.lock"
+flock 9
 
 if [ ! -f "$initramfs" ]; then
 	rm -f "$work_dir"/initramfs-*.cpio
@@ -256,10 +262,6 @@ run_scenario() {
 	fi
 	return "$status"
 }
-
-# One QEMU at a time on this machine: the cores are shared.
-exec 9> "$work_dir/qemu.lock"
-flock 9
 
 overall=0
 for s in "${scenarios[@]}"; do
