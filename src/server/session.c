@@ -42,6 +42,14 @@ struct export_holder *session_holder(struct session *s)
 	return &s->holder;
 }
 
+static int reset_device(struct session *s, const char *when)
+{
+	int rc = s->handle->backend->ops->reset(s->handle);
+	if (rc < 0)
+		log_warn("%s: reset %s failed: %s", s->info.busid, when, linux_errno_name(rc));
+	return rc;
+}
+
 int session_open_device(struct session *s, const struct bk_device_info *info)
 {
 	s->info = *info;
@@ -50,6 +58,11 @@ int session_open_device(struct session *s, const struct bk_device_info *info)
 	if (rc < 0)
 		return rc;
 	session_claim_all(s);
+	/* A server killed mid-command (ours included) could not reset the
+	 * device; start every session from a clean state. A device that
+	 * re-enumerates on reset comes back through hotplug instead. */
+	if (reset_device(s, "before the session") == -LNX_ENODEV)
+		return -LNX_ENODEV;
 	return 0;
 }
 
@@ -160,6 +173,12 @@ void session_run(struct session *s)
 	drain_pending(s);
 	session_worker_stop(s);
 	session_tx_stop(s);
+	/* As the kernel's server does when a connection goes down: a client
+	 * that went mid-command left the device mid-command too (a mass
+	 * storage device waiting for the rest of a command block), and only
+	 * a reset readies it for the next user or its own kernel driver. */
+	if (!s->device_gone)
+		reset_device(s, "after the session");
 	/* Both directions closed now, so a client that is still there sees the
 	 * end at once rather than at its next command. */
 	shutdown(s->fd, SHUT_RDWR);

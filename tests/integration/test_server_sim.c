@@ -880,6 +880,32 @@ static void test_client_killed_mid_transfer(void **state)
 	assert_int_equal(sim_pending_transfers(f->sim), 0);
 }
 
+static void test_device_reset_between_sessions(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+	uint8_t half[10] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+	/* The session leaves state behind in the device (loopback data no one
+	 * read), as a client that goes mid-command does. */
+	bulk(c, 1, USBIP_DIR_OUT, 2, sizeof(half), 0, half, &r);
+	uc_reply_free(&r);
+	uc_close(c);
+
+	/* The next session finds a device that was reset: nothing stale. */
+	c = import_when_free(f, "1-1", 1000);
+	struct uc_urb u = {
+		.seqnum = 2,
+		.devid = uc_devid(c),
+		.direction = USBIP_DIR_IN,
+		.ep = 2,
+		.buffer_length = 64,
+	};
+	assert_int_equal(uc_submit(c, &u), 0);
+	assert_int_equal(uc_recv(c, &r, 300), UC_E_TIMEOUT);
+	uc_close(c);
+}
+
 static void test_device_vanishes_mid_transfer(void **state)
 {
 	struct fixture *f = *state;
@@ -1075,6 +1101,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unlink_completed_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_512_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_killed_mid_transfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_reset_between_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_vanishes_mid_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_ends_only_that_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_op_request, setup, teardown),
