@@ -1,10 +1,10 @@
 #!/bin/bash
 # e2e-timeout: 240
-# faults_kill_busy (a reproducer, not in the suite): the server is killed
-# (-9) while O_DIRECT reads of an attached mass-storage gadget are in flight,
-# then restarted; a new attach must give a working disk again. The device
-# is left in the middle of a SCSI command by the killed server; the restarted
-# server logs at debug level (server-restarted.log) to show what happens.
+# faults_kill_busy: the server is killed (-9) while O_DIRECT reads of an
+# attached mass-storage gadget are in flight, then restarted; a new attach
+# must give a working disk again. The killed server leaves the device in the
+# middle of a SCSI command; the restarted one resets it before the session
+# (the restarted server logs at debug level to server-restarted.log).
 . "$E2E_ROOT/lib/common.sh"
 . "$E2E_ROOT/lib/gadget.sh"
 . "$E2E_ROOT/lib/server.sh"
