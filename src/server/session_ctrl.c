@@ -172,6 +172,8 @@ static void *worker_main(void *arg)
 			if (rc == 0)
 				continue; /* the backend completes it */
 		} else {
+			/* Until it has completed, later control URBs queue here. */
+			s->work_busy = true;
 			pthread_mutex_unlock(&s->lock);
 			struct ctrl_decision d = ctrl_classify(u->cmd.u.cmd_submit.setup);
 			rc = run_request(s, &d);
@@ -182,6 +184,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		session_urb_fail(u, rc);
 		pthread_mutex_lock(&s->lock);
+		s->work_busy = false;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;

@@ -75,6 +75,7 @@ struct session {
 	bool tx_stop;
 	bool tx_failed;
 	struct urb *work_head, *work_tail;
+	bool work_busy;             /* the worker is running a state change */
 	bool work_stop;
 	pthread_t writer, worker;
 	char peer[64];

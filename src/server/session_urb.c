@@ -250,7 +250,7 @@ int session_submit(struct session *s, const struct usbip_header *h)
 	 * it, and the reader never blocks. */
 	if (control) {
 		u->special = ctrl.action != CTRL_FORWARD;
-		if (u->special || s->work_head) {
+		if (u->special || s->work_head || s->work_busy) {
 			session_worker_enqueue(s, u);
 			pthread_mutex_unlock(&s->lock);
 			return 0;
