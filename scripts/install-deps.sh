@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
       libusb-1.0-0-dev libcmocka-dev python3 usbip)
 if [ "${1:-}" = "--e2e" ]; then
-	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio usbutils kmod)
+	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio usbutils kmod
+	       alsa-utils)
 fi
 
 missing=()

@@ -11,6 +11,12 @@
 #              "# e2e-timeout: S" header line, else 300)
 #   --verbose  print the scenario's full output, not only its check lines
 # Exit: 0 all scenarios passed, 1 some failed, 77 cannot run here (skip).
+# More scenario header lines:
+#   "# e2e-qemu-args: ARGS"  extra QEMU arguments (split on spaces); @RUN_DIR@
+#                            stands for the run's results directory on the host
+#   "# e2e-host-check: CMD"  runs tests/e2e/CMD RUN_DIR on the host after QEMU
+#                            exited; its output lines join the checks and a
+#                            non-zero exit fails the scenario
 set -euo pipefail
 
 e2e_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +30,7 @@ verbose=0
 scenarios=()
 
 usage() {
-	sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
@@ -165,6 +171,11 @@ print_checks() {
 	done < "$checks"
 }
 
+# scenario_header SCENARIO NAME: the value of its first "# NAME: VALUE" line.
+scenario_header() {
+	sed -n "s/^# $2: *//p" "$e2e_dir/scenarios/$1.sh" | head -1
+}
+
 # Kernel trouble anywhere in the guest's log fails the scenario.
 kernel_trouble() {
 	local log=$1
@@ -183,6 +194,14 @@ run_scenario() {
 			"$e2e_dir/scenarios/$scen.sh" | head -1)
 		boot_timeout=${boot_timeout:-300}
 	fi
+	# Extra devices a scenario needs (e.g. an emulated USB controller).
+	local qemu_extra=() extra host_check
+	extra=$(scenario_header "$scen" e2e-qemu-args)
+	local qemu_run_dir
+	qemu_run_dir=$(qemu_path "$run_dir")
+	extra=${extra//@RUN_DIR@/"$qemu_run_dir"}
+	read -r -a qemu_extra <<< "$extra"
+	host_check=$(scenario_header "$scen" e2e-host-check)
 
 	rm -rf "$run_dir"
 	mkdir -p "$run_dir"
@@ -208,7 +227,7 @@ run_scenario() {
 		-append "console=ttyS0 panic=-1 log_buf_len=4M" \
 		-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
 		-virtfs "local,path=$(qemu_path "$run_dir"),mount_tag=results,security_model=none" \
-		-nic none \
+		-nic none "${qemu_extra[@]}" \
 		< /dev/null > "$console" 2>&1
 	rc=$?
 	set -e
@@ -219,6 +238,16 @@ run_scenario() {
 	booted=$(grep -a -o 'E2E-BOOTED uptime=[0-9.]*' "$console" | head -1 | cut -d= -f2 || true)
 	done_at=$(grep -a -o 'E2E-SCENARIO-DONE uptime=[0-9.]*' "$console" | head -1 | cut -d= -f2 || true)
 
+	# After QEMU exited: files it wrote (e.g. an audio backend's) are complete.
+	if [ -n "$host_check" ]; then
+		local hc_args=()
+		read -r -a hc_args <<< "$host_check"
+		if ! timeout -k 5 120 "$e2e_dir/${hc_args[0]}" "${hc_args[@]:1}" "$run_dir" \
+			>> "$run_dir/checks.log" 2> "$run_dir/host-check.log"; then
+			note "host check failed: $host_check (stderr in $run_dir/host-check.log)"
+			status=1
+		fi
+	fi
 	print_checks "$run_dir/checks.log"
 	if [ "$verbose" -eq 1 ] && [ -f "$run_dir/scenario.log" ]; then
 		sed 's/^/  | /' "$run_dir/scenario.log"
