@@ -33,8 +33,15 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 suite_args=()
 for s in ${SUITES:-}; do suite_args+=(--suite "$s"); done
 
+rm -f tests/e2e/work/usbtest-table.md
 status=0
 meson test -C build-san --print-errorlogs "${suite_args[@]}" || status=$?
+
+# The usbtest comparison table, when the e2e suite made one in this run.
+if [ -f tests/e2e/work/usbtest-table.md ]; then
+	echo "usbtest through USB/IP, kernel server vs ours:"
+	cat tests/e2e/work/usbtest-table.md
+fi
 
 python3 scripts/summarize-tests.py build-san/meson-logs/testlog.json
 exit $status
