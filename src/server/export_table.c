@@ -180,3 +180,13 @@ void export_table_release(struct export_table *t, const char *busid,
 	}
 	pthread_mutex_unlock(&t->lock);
 }
+
+void export_table_replace_holder(struct export_table *t, const char *busid,
+				 struct export_holder *old, struct export_holder *new_holder)
+{
+	pthread_mutex_lock(&t->lock);
+	struct export_entry *e = find(t, busid);
+	if (e && e->holder == old)
+		e->holder = new_holder;
+	pthread_mutex_unlock(&t->lock);
+}

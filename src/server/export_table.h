@@ -102,4 +102,10 @@ enum export_claim_result export_table_claim(struct export_table *t, const char *
 void export_table_release(struct export_table *t, const char *busid,
 			  struct export_holder *holder);
 
+/* Hands a held device to another holder without freeing it (no event): a
+ * session about to be freed passes it to a placeholder, so a device that
+ * leaves meanwhile never calls into freed memory. */
+void export_table_replace_holder(struct export_table *t, const char *busid,
+				 struct export_holder *old, struct export_holder *new_holder);
+
 #endif

@@ -156,6 +156,11 @@ static void serve_devlist(struct server *srv, int fd)
 	free(reply);
 }
 
+static void holder_gone_while_closing(struct export_holder *holder)
+{
+	(void)holder; /* the session is over already */
+}
+
 static void serve_import(struct server *srv, int fd, const char *busid, const char *peer)
 {
 	struct session *s = session_new(srv->backend, fd, &srv->cfg.limits);
@@ -197,13 +202,15 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 	session_run(s);
 
 err_release:
-	/* Close the device before offering it again. The holder is only
-	 * compared, never followed, once the session is gone. */
+	/* Close the device before offering it again, and let a placeholder
+	 * hold it meanwhile: the table may call its holder's gone() (the
+	 * device leaving) at any moment, also while the session is freed. */
 	{
-		struct export_holder *holder = session_holder(s);
+		struct export_holder closing = { .gone = holder_gone_while_closing };
+		export_table_replace_holder(&srv->exports, busid, session_holder(s), &closing);
 		session_free(s);
 		s = NULL;
-		export_table_release(&srv->exports, busid, holder);
+		export_table_release(&srv->exports, busid, &closing);
 	}
 err_free:
 	session_free(s);
