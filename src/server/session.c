@@ -70,27 +70,36 @@ int session_open_device(struct session *s, const struct bk_device_info *info)
 static int handle_unlink(struct session *s, const struct usbip_header *h)
 {
 	uint32_t victim = h->u.cmd_unlink.seqnum;
-	int rc = 0;
+	struct tx_msg *reply = session_tx_new_ret_unlink();
+	if (!reply)
+		return -LNX_ENOMEM;
 
 	pthread_mutex_lock(&s->lock);
 	struct urb *u = s->pending.next;
 	while (u != &s->pending && u->cmd.seqnum != victim)
 		u = u->next;
-	if (u == &s->pending || u->unlinking) {
+	if (u == &s->pending || u->n_unlinks == URB_MAX_UNLINKS) {
 		/* Already answered (its RET_SUBMIT is queued or sent) or unknown:
 		 * status 0, and any RET_SUBMIT stands. */
-		rc = session_tx_ret_unlink(s, h->seqnum, 0);
+		session_tx_ret_unlink(s, reply, h->seqnum, 0);
 	} else {
-		u->unlinking = true;
-		u->unlink_seqnum = h->seqnum;
-		/* The completion decides which reply goes out; a cancel that
-		 * comes too late just lets the RET_SUBMIT stand. Requests on the
-		 * worker cannot be cancelled and complete normally. */
-		if (u->in_backend)
+		/* The completion answers it, whichever way it goes; a cancel
+		 * that comes too late just lets the RET_SUBMIT stand. */
+		u->unlink_seqnum[u->n_unlinks] = h->seqnum;
+		u->unlink_reply[u->n_unlinks] = reply;
+		if (u->n_unlinks++ == 0 && u->in_backend)
 			bk_cancel(s->handle, &u->xfer);
 	}
 	pthread_mutex_unlock(&s->lock);
-	return rc;
+	return 0;
+}
+
+static bool device_gone(struct session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool gone = s->device_gone;
+	pthread_mutex_unlock(&s->lock);
+	return gone;
 }
 
 /* Reads and dispatches commands until the stream ends or breaks. */
@@ -103,7 +112,7 @@ static void read_commands(struct session *s)
 		ssize_t r = net_read_full(s->fd, raw, sizeof(raw));
 		if (r == 0) {
 			log_info("session %s: %s", s->peer,
-				 s->device_gone ? "device left" : "client closed the connection");
+				 device_gone(s) ? "device left" : "client closed the connection");
 			return;
 		}
 		if (r < 0) {
@@ -177,7 +186,7 @@ void session_run(struct session *s)
 	 * that went mid-command left the device mid-command too (a mass
 	 * storage device waiting for the rest of a command block), and only
 	 * a reset readies it for the next user or its own kernel driver. */
-	if (!s->device_gone)
+	if (!device_gone(s))
 		reset_device(s, "after the session");
 	/* Both directions closed now, so a client that is still there sees the
 	 * end at once rather than at its next command. */

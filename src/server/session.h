@@ -16,9 +16,12 @@
 #include "backend/backend.h"
 #include "server/export_table.h"
 
+/* Each limit applies twice: to URBs at the device (more fail at once with
+ * -ENOMEM) and to replies not yet written (more stop the reader until the
+ * client reads: back-pressure on the socket). */
 struct session_limits {
-	unsigned max_urbs;   /* URBs accepted and not yet answered */
-	size_t max_bytes;    /* their buffers, in bytes */
+	unsigned max_urbs;
+	size_t max_bytes;    /* buffers, in bytes */
 };
 
 #define SESSION_DEFAULT_MAX_URBS 1024u

@@ -165,7 +165,7 @@ static void *worker_main(void *arg)
 		int rc;
 		if (s->closing) {
 			rc = -LNX_ESHUTDOWN;
-		} else if (u->unlinking) {
+		} else if (u->n_unlinks > 0) {
 			rc = -LNX_ECONNRESET; /* never started: the unlink wins */
 		} else if (!u->special) {
 			rc = session_urb_start(s, u);

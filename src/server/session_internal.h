@@ -2,8 +2,10 @@
  *
  * Locks, in order (never take an earlier one while holding a later one):
  *   state_lock  endpoint state (configuration, alt settings, claims); taken
- *               by the reader and the worker, never on the event thread,
- *               never held across a backend call
+ *               by the reader and the worker, never on the event thread;
+ *               held across the blocking configuration calls of a state
+ *               change (so an URB is routed by the state before or after
+ *               it, never in between), never across submit/cancel
  *   lock        URB list, budget, TX queue, worker queue; taken everywhere,
  *               held across bk_cancel only (which never completes inline) */
 #ifndef USBIP_NOTIFY_SERVER_SESSION_INTERNAL_H
@@ -28,6 +30,10 @@ struct tx_msg {
 	void (*release)(struct session *s, struct tx_msg *m); /* after sending */
 };
 
+/* Linux's vhci sends one CMD_UNLINK per URB; a few repeats are answered
+ * together at completion, more are answered at once with status 0. */
+#define URB_MAX_UNLINKS 4
+
 struct urb {
 	struct urb *prev, *next;   /* in session->pending while in flight */
 	struct session *s;
@@ -41,9 +47,13 @@ struct urb {
 	uint8_t *iso_out;          /* encoded descriptors for the reply */
 	bool in_backend;           /* submitted, completion pending */
 	bool special;              /* a request the worker runs (ctrl_request.h) */
-	bool unlinking;
-	uint32_t unlink_seqnum;
+	/* CMD_UNLINKs waiting for this URB's completion, each with its reply
+	 * allocated up front so the answer can never be lost. */
+	unsigned n_unlinks;
+	uint32_t unlink_seqnum[URB_MAX_UNLINKS];
+	struct tx_msg *unlink_reply[URB_MAX_UNLINKS];
 	struct tx_msg reply;       /* RET_SUBMIT */
+	bool queued;               /* reply waiting for the writer (tx_urbs) */
 	struct urb *work_next;     /* in the worker queue */
 };
 
@@ -68,6 +78,8 @@ struct session {
 	unsigned n_pending;
 	unsigned ep0_in_backend;    /* control URBs submitted to the backend */
 	unsigned n_urbs;            /* charged to the budget (until sent) */
+	unsigned tx_urbs;           /* of which completed, reply not yet written */
+	size_t tx_bytes;
 	size_t bytes;
 	bool closing;
 	bool device_gone;
@@ -87,8 +99,10 @@ int session_tx_start(struct session *s);
 void session_tx_enqueue(struct session *s, struct tx_msg *m);
 /* Lets the writer send what is queued, then joins it. */
 void session_tx_stop(struct session *s);
-/* Queues a RET_UNLINK; caller holds s->lock. Returns -ENOMEM on failure. */
-int session_tx_ret_unlink(struct session *s, uint32_t seqnum, int32_t status);
+/* A RET_UNLINK message, allocated ahead of need (NULL when out of memory),
+ * and its queuing with its seqnum and status; caller holds s->lock. */
+struct tx_msg *session_tx_new_ret_unlink(void);
+void session_tx_ret_unlink(struct session *s, struct tx_msg *m, uint32_t seqnum, int32_t status);
 
 /* session_urb.c */
 /* Reads the payload of a decoded CMD_SUBMIT and starts it. Returns 0, or a

@@ -31,20 +31,23 @@ static void release_unlink_msg(struct session *s, struct tx_msg *m)
 	free(m);
 }
 
-int session_tx_ret_unlink(struct session *s, uint32_t seqnum, int32_t status)
+struct tx_msg *session_tx_new_ret_unlink(void)
 {
 	struct tx_msg *m = calloc(1, sizeof(*m));
-	if (!m)
-		return -LNX_ENOMEM;
+	if (m)
+		m->release = release_unlink_msg;
+	return m;
+}
+
+void session_tx_ret_unlink(struct session *s, struct tx_msg *m, uint32_t seqnum, int32_t status)
+{
 	struct usbip_header h = {
 		.command = USBIP_RET_UNLINK,
 		.seqnum = seqnum,
 		.u.ret_unlink.status = status,
 	};
 	usbip_header_encode(&h, m->hdr, sizeof(m->hdr));
-	m->release = release_unlink_msg;
 	session_tx_enqueue(s, m);
-	return 0;
 }
 
 static int write_batch(struct session *s, struct tx_msg *first, int count)

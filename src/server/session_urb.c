@@ -19,6 +19,10 @@ void session_urb_free(struct session *s, struct urb *u)
 {
 	s->n_urbs--;
 	s->bytes -= u->cost;
+	if (u->queued) {
+		s->tx_urbs--;
+		s->tx_bytes -= u->cost;
+	}
 	pthread_cond_broadcast(&s->cond);
 	free(u->buf);
 	free(u->iso_wire);
@@ -33,17 +37,26 @@ static void release_ret_submit(struct session *s, struct tx_msg *m)
 	session_urb_free(s, u);
 }
 
-/* Waits for room in the session's budget and charges cost to it. Returns
- * false if the session is closing. Budget covers URBs until their reply is
- * written, so a client that stops reading stops being read. */
-static bool budget_take(struct session *s, size_t cost)
+/* Charges an URB to the session's budget. Two limits, each max_urbs URBs
+ * and max_bytes bytes:
+ * - replies waiting to be written: past it the reader waits, so a client
+ *   that stops reading stops being read (back-pressure on the socket);
+ * - URBs at the device: past it the URB fails at once (*over). Waiting
+ *   there instead would stop the reader behind URBs that may never
+ *   complete (an idle interrupt IN), and with it the CMD_UNLINKs that
+ *   would end them.
+ * Returns false if the session is closing. */
+static bool budget_take(struct session *s, size_t cost, bool *over)
 {
+	const struct session_limits *lim = &s->limits;
 	pthread_mutex_lock(&s->lock);
-	while (!s->closing && s->n_urbs > 0 &&
-	       (s->n_urbs >= s->limits.max_urbs || s->bytes + cost > s->limits.max_bytes))
+	while (!s->closing && s->tx_urbs > 0 &&
+	       (s->tx_urbs >= lim->max_urbs || s->tx_bytes + cost > lim->max_bytes))
 		pthread_cond_wait(&s->cond, &s->lock);
 	bool ok = !s->closing;
 	if (ok) {
+		*over = s->n_urbs - s->tx_urbs >= lim->max_urbs ||
+			s->bytes - s->tx_bytes + cost > lim->max_bytes;
 		s->n_urbs++;
 		s->bytes += cost;
 	}
@@ -141,6 +154,10 @@ static int route_endpoint(struct session *s, struct urb *u, uint8_t address)
 	if (rc)
 		return rc;
 
+	/* Only endpoint 0 carries a setup packet in our buffer layout; other
+	 * control endpoints (almost never seen) are refused, not garbled. */
+	if (ep.type == USB_EP_CONTROL)
+		return LNX_EINVAL;
 	u->xfer.type = ep.type;
 	if ((ep.type == USB_EP_ISO) != (u->iso_count > 0))
 		return LNX_EINVAL; /* iso descriptors on a non-iso endpoint or none on iso */
@@ -171,7 +188,8 @@ int session_submit(struct session *s, const struct usbip_header *h)
 	size_t cost = sizeof(struct urb) + setup + len +
 		      (size_t)iso_count * (USBIP_ISO_DESC_SIZE * 2 + sizeof(struct usbip_iso_desc));
 
-	if (!budget_take(s, cost))
+	bool over;
+	if (!budget_take(s, cost, &over))
 		return -LNX_ESHUTDOWN;
 
 	struct urb *u = calloc(1, sizeof(*u));
@@ -211,6 +229,12 @@ int session_submit(struct session *s, const struct usbip_header *h)
 		session_urb_free(s, u);
 		pthread_mutex_unlock(&s->lock);
 		return fail;
+	}
+
+	if (!fail && over) {
+		log_debug("session %s: seqnum %u refused: %u URBs in flight", s->peer, h->seqnum,
+			  s->limits.max_urbs);
+		fail = LNX_ENOMEM;
 	}
 
 	struct ctrl_decision ctrl = { CTRL_FORWARD, 0, 0 };
@@ -329,10 +353,11 @@ void session_urb_complete(struct bk_transfer *t)
 	u->in_backend = false;
 	s->n_pending--;
 
-	if (u->unlinking && t->status == -LNX_ECONNRESET) {
+	if (u->n_unlinks > 0 && t->status == -LNX_ECONNRESET) {
 		/* The unlink won: its RET_UNLINK is the only answer. */
-		if (session_tx_ret_unlink(s, u->unlink_seqnum, -LNX_ECONNRESET) < 0)
-			log_error("session %s: out of memory for RET_UNLINK", s->peer);
+		for (unsigned i = 0; i < u->n_unlinks; i++)
+			session_tx_ret_unlink(s, u->unlink_reply[i], u->unlink_seqnum[i],
+					      -LNX_ECONNRESET);
 		session_urb_free(s, u);
 		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->lock);
@@ -365,12 +390,15 @@ void session_urb_complete(struct bk_transfer *t)
 	usbip_header_encode(&r, u->reply.hdr, sizeof(u->reply.hdr));
 	u->reply.part[0] = (struct iovec){ u->buf + data_off, data_len };
 	u->reply.release = release_ret_submit;
+	u->queued = true;
+	s->tx_urbs++;
+	s->tx_bytes += u->cost;
 	session_tx_enqueue(s, &u->reply);
 
 	/* It completed before the unlink could win: the RET_SUBMIT stands and
 	 * the unlink is answered after it with status 0. */
-	if (u->unlinking && session_tx_ret_unlink(s, u->unlink_seqnum, 0) < 0)
-		log_error("session %s: out of memory for RET_UNLINK", s->peer);
+	for (unsigned i = 0; i < u->n_unlinks; i++)
+		session_tx_ret_unlink(s, u->unlink_reply[i], u->unlink_seqnum[i], 0);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }

@@ -685,6 +685,37 @@ static void test_unlink_pending(void **state)
 	uc_close(c);
 }
 
+static void test_unlink_twice(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_urb u = {
+		.seqnum = 10,
+		.devid = uc_devid(c),
+		.direction = USBIP_DIR_IN,
+		.ep = 2,
+		.buffer_length = 64,
+	};
+	assert_int_equal(uc_submit(c, &u), 0);
+	/* Two unlinks of one pending URB: the first wins, and no RET_SUBMIT
+	 * follows. The second is answered with the same verdict when it
+	 * found the URB still there, or with 0 when the URB was already
+	 * gone by the time it was read (both are the rules). */
+	assert_int_equal(uc_unlink(c, 11, 10), 0);
+	assert_int_equal(uc_unlink(c, 12, 10), 0);
+	for (uint32_t want = 11; want <= 12; want++) {
+		struct uc_reply r;
+		assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+		assert_int_equal(r.command, USBIP_RET_UNLINK);
+		assert_int_equal(r.seqnum, want);
+		if (want == 11 || r.status != 0)
+			assert_int_equal(r.status, -LNX_ECONNRESET);
+		uc_reply_free(&r);
+	}
+	assert_int_equal(uc_recv(c, &(struct uc_reply){ 0 }, 300), UC_E_TIMEOUT);
+	uc_close(c);
+}
+
 static void test_unlink_completed_and_unknown(void **state)
 {
 	struct fixture *f = *state;
@@ -759,15 +790,15 @@ static void test_512_in_flight(void **state)
 	uc_close(c);
 }
 
-static void test_budget_back_pressure(void **state)
+static void test_budget_urbs_at_device(void **state)
 {
 	struct fixture *f = *state;
 	enum { N = 64 };
-	assert_int_equal(sim_set_delay(f->sim, "1-1", 20), 0);
+	/* Completions take long enough that all N arrive while the first
+	 * SMALL_BUDGET are still at the device. */
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 300), 0);
 	struct uc_conn *c = import_dev(f, "1-1");
 
-	/* The client sends far more than the session's budget; the server
-	 * stops reading instead of queueing without bound. */
 	for (uint32_t i = 0; i < N; i++) {
 		struct uc_urb u = {
 			.seqnum = i + 1,
@@ -778,8 +809,10 @@ static void test_budget_back_pressure(void **state)
 		};
 		assert_int_equal(uc_submit(c, &u), 0);
 	}
-	int max_pending = 0, got = 0;
-	while (got < N) {
+	/* Past the limit URBs fail at once with a status instead of
+	 * queueing without bound; every one is answered exactly once. */
+	int max_pending = 0, ok = 0, refused = 0;
+	for (int got = 0; got < N;) {
 		int p = sim_pending_transfers(f->sim);
 		if (p > max_pending)
 			max_pending = p;
@@ -788,13 +821,50 @@ static void test_budget_back_pressure(void **state)
 		if (rc == UC_E_TIMEOUT)
 			continue;
 		assert_int_equal(rc, 0);
-		assert_int_equal(r.status, 0);
-		assert_int_equal(r.actual_length, 128);
+		if (r.status == 0) {
+			assert_int_equal(r.actual_length, 128);
+			ok++;
+		} else {
+			assert_int_equal(r.status, -LNX_ENOMEM);
+			refused++;
+		}
 		uc_reply_free(&r);
 		got++;
 	}
-	assert_true(max_pending > 0);
 	assert_true(max_pending <= SMALL_BUDGET);
+	assert_true(ok >= SMALL_BUDGET);
+	assert_true(refused > 0);
+	assert_int_equal(uc_outstanding(c), 0);
+	uc_close(c);
+}
+
+static void test_budget_never_blocks_unlink(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	/* One more URB than the budget, all waiting for loopback data that
+	 * never comes: the reader must still read and honour an unlink. */
+	for (uint32_t i = 0; i <= SMALL_BUDGET; i++) {
+		struct uc_urb u = {
+			.seqnum = i + 1,
+			.devid = uc_devid(c),
+			.direction = USBIP_DIR_IN,
+			.ep = 2,
+			.buffer_length = 64,
+		};
+		assert_int_equal(uc_submit(c, &u), 0);
+	}
+	struct uc_reply r;
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0); /* the one over budget */
+	assert_int_equal(r.seqnum, SMALL_BUDGET + 1);
+	assert_int_equal(r.status, -LNX_ENOMEM);
+	uc_reply_free(&r);
+
+	assert_int_equal(uc_unlink(c, 100, 1), 0);
+	assert_int_equal(uc_recv(c, &r, 1000), 0);
+	assert_int_equal(r.command, USBIP_RET_UNLINK);
+	assert_int_equal(r.status, -LNX_ECONNRESET);
+	uc_reply_free(&r);
 	uc_close(c);
 }
 
@@ -1106,7 +1176,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_ends_only_that_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_op_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stock_usbip_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_budget_back_pressure, setup_small_budget, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_urbs_at_device, setup_small_budget, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_never_blocks_unlink, setup_small_budget,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unlink_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6, setup_ipv6, teardown),
 	};
