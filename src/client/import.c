@@ -28,7 +28,8 @@ const char *import_status_str(uint32_t status)
 	}
 }
 
-int import_status_errno(uint32_t status)
+/* Maps an op status to the errno import_device returns for it. */
+static int import_status_errno(uint32_t status)
 {
 	switch (status) {
 	case USBIP_ST_OK:

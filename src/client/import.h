@@ -35,7 +35,5 @@ int import_device(const char *host, const char *port, const char *busid, int tim
 /* Words for an op status: "busy (imported by another client)", ... */
 const char *import_status_str(uint32_t status);
 
-/* Maps an op status to the errno import_device returns for it. */
-int import_status_errno(uint32_t status);
 
 #endif

@@ -115,7 +115,9 @@ static void copy_clean(char *dst, size_t size, const char *src, size_t src_size)
 	dst[i] = '\0';
 }
 
-void notify_device_from_view(const struct export_view *v, struct notify_v2_device *out)
+/* The v2 device fields for a table view: strings cut to their field and
+ * control characters replaced by '?'. */
+static void notify_device_from_view(const struct export_view *v, struct notify_v2_device *out)
 {
 	memset(out, 0, sizeof(*out));
 	memcpy(out->busid, v->info.busid, sizeof(out->busid));
@@ -131,7 +133,10 @@ void notify_device_from_view(const struct export_view *v, struct notify_v2_devic
 		   sizeof(v->info.product));
 }
 
-int notify_encode_view(enum notify_v2_type type, const struct export_view *v, char *out,
+/* Encodes a device, plugged or held message for v; when the line would be
+ * too long, manufacturer and then product are left out (the busid and
+ * serial carry the identity). Returns the length or a notify_v2_err. */
+static int notify_encode_view(enum notify_v2_type type, const struct export_view *v, char *out,
 		       size_t n)
 {
 	struct notify_v2_msg m;

@@ -84,14 +84,4 @@ unsigned long notify_hub_dropped(struct notify_hub *hub);
 void notify_hub_stop(struct notify_hub *hub);
 void notify_hub_free(struct notify_hub *hub);
 
-/* The v2 device fields for a table view: strings cut to their field and
- * control characters replaced by '?'. */
-void notify_device_from_view(const struct export_view *v, struct notify_v2_device *out);
-
-/* Encodes a device, plugged or held message for v; when the line would be
- * too long, manufacturer and then product are left out (the busid and
- * serial carry the identity). Returns the length or a notify_v2_err. */
-int notify_encode_view(enum notify_v2_type type, const struct export_view *v, char *out,
-		       size_t n);
-
 #endif
