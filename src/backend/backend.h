@@ -20,6 +20,7 @@
 #ifndef USBIP_NOTIFY_BACKEND_BACKEND_H
 #define USBIP_NOTIFY_BACKEND_BACKEND_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -138,6 +139,31 @@ struct backend_ops {
 	/* Asks for cancellation; the completion still comes (status -ECONNRESET
 	 * if the cancel won). -ENOENT when the transfer is no longer pending. */
 	int (*cancel)(struct bk_handle *h, struct bk_transfer *t);
+
+	/* Event-loop integration (optional: all NULL in a backend without it).
+	 * A caller with its own poll loop (the server's engine) takes over the
+	 * delivery of completions and hotplug notifications so that they run
+	 * on its thread, with no hand-off:
+	 * - loop_attach(): from now on the backend's own event thread delivers
+	 *   nothing; loop_dispatch() does. wake(ctx) is called (from any
+	 *   thread, maybe with backend locks held: it must only flag and
+	 *   write to a pipe) whenever loop_fds() would now answer differently:
+	 *   work became ready outside the loop, the fd set changed.
+	 * - loop_fds(): up to max descriptors to poll, and *timeout_ms until
+	 *   the backend needs loop_dispatch() even with no fd ready (-1: no
+	 *   deadline, 0: work is ready now). Returns the count.
+	 * - loop_dispatch(): delivers what is ready without blocking (libusb:
+	 *   libusb_handle_events_timeout with a zero timeout). Completions run
+	 *   inside it, never inside submit/cancel. Other threads' blocking
+	 *   calls may still deliver a completion elsewhere (libusb's
+	 *   synchronous calls handle events themselves): completions must
+	 *   stay safe on any thread.
+	 * - loop_detach(): the backend's own thread (if started) takes over
+	 *   again. Called from the thread that attached. */
+	int (*loop_attach)(struct backend *b, void (*wake)(void *ctx), void *ctx);
+	int (*loop_fds)(struct backend *b, struct pollfd *fds, int max, int *timeout_ms);
+	void (*loop_dispatch)(struct backend *b);
+	void (*loop_detach)(struct backend *b);
 };
 
 /* Implementations embed this first. */
