@@ -118,6 +118,11 @@ struct sim_backend {
 	pthread_t thread;
 	bool running;
 	bool stopping;
+	/* A caller's loop delivers instead of the event thread (backend.h). */
+	bool looped;
+	bool restart_on_detach;     /* the event thread ran before the loop took over */
+	void (*loop_wake)(void *ctx);
+	void *loop_ctx;
 	struct sim_node pending;    /* list heads (sentinels) */
 	struct sim_node work;
 	int npending;               /* submitted, complete() not yet called */
@@ -275,6 +280,14 @@ static void fill_info(const struct sim_device *dev, struct bk_device_info *info)
 	info->on_vhci = false;
 }
 
+/* New work or a new due time: tells whoever delivers. Caller holds lock. */
+static void kick(struct sim_backend *sb)
+{
+	pthread_cond_signal(&sb->wake);
+	if (sb->loop_wake != NULL)
+		sb->loop_wake(sb->loop_ctx);
+}
+
 /* ---- queues ----------------------------------------------------------- */
 
 /* Decides a transfer's result as status with no data and queues it for
@@ -293,7 +306,7 @@ static void finish_now(struct sim_backend *sb, struct sim_xfer *x, int32_t statu
 	}
 	list_remove(&x->node);
 	list_append(&sb->work, &x->node);
-	pthread_cond_signal(&sb->wake);
+	kick(sb);
 }
 
 /* Fails every pending transfer of dev that matches: all of them
@@ -332,7 +345,7 @@ static void queue_event(struct sim_backend *sb, const struct sim_device *dev,
 	e->ev = ev;
 	fill_info(dev, &e->info);
 	list_append(&sb->work, &e->node);
-	pthread_cond_signal(&sb->wake);
+	kick(sb);
 }
 
 /* ---- the device's behaviour ----------------------------------------- */
@@ -637,7 +650,9 @@ static int sim_start(struct backend *b)
 	int ret = 0;
 
 	pthread_mutex_lock(&sb->lock);
-	if (!sb->running) {
+	if (sb->looped) {
+		sb->restart_on_detach = true; /* the loop delivers until it leaves */
+	} else if (!sb->running) {
 		sb->stopping = false;
 		if (pthread_create(&sb->thread, NULL, event_thread, sb) != 0)
 			ret = -LNX_ENOMEM;
@@ -653,6 +668,7 @@ static void sim_stop(struct backend *b)
 	struct sim_backend *sb = sim_of(b);
 
 	pthread_mutex_lock(&sb->lock);
+	sb->restart_on_detach = false; /* stopped: a loop leaving starts nothing */
 	if (!sb->running) {
 		pthread_mutex_unlock(&sb->lock);
 		return;
@@ -703,6 +719,102 @@ static void sim_destroy(struct backend *b)
 	pthread_cond_destroy(&sb->wake);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb);
+}
+
+/* ---- event-loop integration (backend.h) ------------------------------- */
+
+/* Stops the event thread, if it runs. Caller holds lock; holds it again on
+ * return. */
+static void join_event_thread(struct sim_backend *sb)
+{
+	if (!sb->running)
+		return;
+	sb->stopping = true;
+	pthread_cond_broadcast(&sb->wake);
+	pthread_mutex_unlock(&sb->lock);
+	pthread_join(sb->thread, NULL);
+	pthread_mutex_lock(&sb->lock);
+	sb->running = false;
+	sb->stopping = false;
+}
+
+static int sim_loop_attach(struct backend *b, void (*wake)(void *ctx), void *ctx)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	if (sb->looped) {
+		pthread_mutex_unlock(&sb->lock);
+		return -LNX_EBUSY;
+	}
+	sb->restart_on_detach = sb->running;
+	join_event_thread(sb);
+	sb->looped = true;
+	sb->loop_wake = wake;
+	sb->loop_ctx = ctx;
+	pthread_mutex_unlock(&sb->lock);
+	return 0;
+}
+
+static int sim_loop_fds(struct backend *b, struct pollfd *fds, int max, int *timeout_ms)
+{
+	struct sim_backend *sb = sim_of(b);
+	struct timespec next, now;
+
+	(void)fds;
+	(void)max;
+	pthread_mutex_lock(&sb->lock);
+	bool timed = advance(sb, &next);
+	if (!list_empty(&sb->work)) {
+		*timeout_ms = 0;
+	} else if (timed) {
+		clock_gettime(SIM_CLOCK, &now);
+		int64_t ns = (int64_t)(next.tv_sec - now.tv_sec) * 1000000000 +
+			     (next.tv_nsec - now.tv_nsec);
+		*timeout_ms = ns <= 0 ? 0 : (int)((ns + 999999) / 1000000);
+	} else {
+		*timeout_ms = -1;
+	}
+	pthread_mutex_unlock(&sb->lock);
+	return 0; /* no descriptors: everything is time or wake() */
+}
+
+#define SIM_DISPATCH_MAX 4096 /* deliveries per call, so a loop stays fair */
+
+static void sim_loop_dispatch(struct backend *b)
+{
+	struct sim_backend *sb = sim_of(b);
+	struct timespec next;
+
+	pthread_mutex_lock(&sb->lock);
+	advance(sb, &next);
+	for (int i = 0; i < SIM_DISPATCH_MAX; i++) {
+		if (deliver_one(sb, true))
+			continue;
+		advance(sb, &next); /* a delivery may have made room or data */
+		if (list_empty(&sb->work))
+			break;
+	}
+	pthread_mutex_unlock(&sb->lock);
+}
+
+static void sim_loop_detach(struct backend *b)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	sb->looped = false;
+	sb->loop_wake = NULL;
+	sb->loop_ctx = NULL;
+	if (sb->restart_on_detach && !sb->running) {
+		sb->stopping = false;
+		if (pthread_create(&sb->thread, NULL, event_thread, sb) == 0)
+			sb->running = true;
+		else
+			log_error("sim: cannot restart the event thread");
+	}
+	sb->restart_on_detach = false;
+	pthread_mutex_unlock(&sb->lock);
 }
 
 static int sim_enumerate(struct backend *b, struct bk_device_info **out, size_t *count)
@@ -1044,7 +1156,7 @@ static int sim_submit(struct bk_handle *bh, struct bk_transfer *t)
 	t->priv = x;
 	list_append(&sb->pending, &x->node);
 	sb->npending++;
-	pthread_cond_signal(&sb->wake);
+	kick(sb);
 	pthread_mutex_unlock(&sb->lock);
 	return 0;
 
@@ -1092,6 +1204,10 @@ static const struct backend_ops sim_ops = {
 	.reset = sim_reset,
 	.submit = sim_submit,
 	.cancel = sim_cancel,
+	.loop_attach = sim_loop_attach,
+	.loop_fds = sim_loop_fds,
+	.loop_dispatch = sim_loop_dispatch,
+	.loop_detach = sim_loop_detach,
 };
 
 /* ---- construction and test controls ----------------------------------- */
@@ -1200,7 +1316,7 @@ static int do_stall(struct sim_backend *sb, struct sim_device *dev, void *arg)
 		dev->stalled |= bit;
 	else
 		dev->stalled &= ~bit;
-	pthread_cond_signal(&sb->wake); /* a waiting loopback transfer now fails */
+	kick(sb); /* a waiting loopback transfer now fails */
 	return 0;
 }
 

@@ -61,6 +61,13 @@ int net_writev_full(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
+ssize_t net_send_iov(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
+	ssize_t w = sendmsg(fd, &msg, NET_SEND_FLAGS);
+	return w < 0 ? -errno : w;
+}
+
 void net_tune_stream(int fd)
 {
 	int one = 1;

@@ -35,6 +35,9 @@ ssize_t net_read_full(int fd, void *buf, size_t n);
  * Never raises SIGPIPE. iov is modified. Returns 0 or -errno. */
 int net_writev_full(int fd, struct iovec *iov, int iovcnt);
 
+/* One sendmsg of iov, never raising SIGPIPE; for non-blocking sockets.
+ * Returns the bytes written or -errno. */
+ssize_t net_send_iov(int fd, const struct iovec *iov, int iovcnt);
 /* Low latency (TCP_NODELAY) and dead-peer detection (keepalive). */
 void net_tune_stream(int fd);
 

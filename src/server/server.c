@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/net.h"
+#include "server/engine.h"
 #include "server/op_reply.h"
 
 /* How long a peer may take to send its operation request, and how long a
@@ -43,11 +45,59 @@ struct server {
 	pthread_t listener;
 	bool started;
 
-	pthread_mutex_t lock; /* connections list */
+	struct engine *engine; /* serves every session */
+
+	pthread_mutex_t lock; /* connections list, clean list */
 	struct connection *conns;
 	unsigned n_conns;
 	bool stopping;
+	/* Devices known to be in a clean state: just plugged, or reset at the
+	 * end of their last session. Their next session needs no reset. */
+	char (*clean)[USBIP_BUSID_SIZE];
+	size_t n_clean, cap_clean;
 };
+
+/* Marks busid clean (or not). Caller holds srv->lock. */
+static void set_clean_locked(struct server *srv, const char *busid, bool clean)
+{
+	for (size_t i = 0; i < srv->n_clean; i++) {
+		if (strcmp(srv->clean[i], busid) == 0) {
+			if (!clean)
+				memcpy(srv->clean[i], srv->clean[--srv->n_clean], USBIP_BUSID_SIZE);
+			return;
+		}
+	}
+	if (!clean)
+		return;
+	if (srv->n_clean == srv->cap_clean) {
+		size_t n = srv->cap_clean ? srv->cap_clean * 2 : 16;
+		void *p = realloc(srv->clean, n * sizeof(*srv->clean));
+		if (!p)
+			return; /* forgetting costs a reset, nothing else */
+		srv->clean = p;
+		srv->cap_clean = n;
+	}
+	snprintf(srv->clean[srv->n_clean++], USBIP_BUSID_SIZE, "%s", busid);
+}
+
+static void set_clean(struct server *srv, const char *busid, bool clean)
+{
+	pthread_mutex_lock(&srv->lock);
+	set_clean_locked(srv, busid, clean);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* True if busid was clean; it is not any more (a session takes it). */
+static bool take_clean(struct server *srv, const char *busid)
+{
+	pthread_mutex_lock(&srv->lock);
+	bool was = false;
+	for (size_t i = 0; i < srv->n_clean && !was; i++)
+		was = strcmp(srv->clean[i], busid) == 0;
+	set_clean_locked(srv, busid, false);
+	pthread_mutex_unlock(&srv->lock);
+	return was;
+}
 
 void server_config_defaults(struct server_config *cfg)
 {
@@ -64,6 +114,9 @@ void server_config_defaults(struct server_config *cfg)
 static void on_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_device_info *info)
 {
 	struct server *srv = ctx;
+	/* A device that just enumerated is in a clean state; one that left
+	 * and comes back is a new device. */
+	set_clean(srv, info->busid, ev == BK_DEVICE_ARRIVED);
 	if (ev == BK_DEVICE_ARRIVED) {
 		if (export_table_add(&srv->exports, info))
 			log_info("device %s (%04x:%04x) plugged", info->busid, info->idVendor,
@@ -163,7 +216,7 @@ static void holder_gone_while_closing(struct export_holder *holder)
 
 static void serve_import(struct server *srv, int fd, const char *busid, const char *peer)
 {
-	struct session *s = session_new(srv->backend, fd, &srv->cfg.limits);
+	struct session *s = session_new(srv->backend, srv->engine, fd, &srv->cfg.limits);
 	if (!s) {
 		send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_ERROR);
 		return;
@@ -180,6 +233,7 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 		goto err_free;
 	}
 
+	session_set_need_reset(s, !take_clean(srv, busid));
 	int rc = session_open_device(s, &info);
 	if (rc < 0) {
 		log_warn("%s: import of %s failed: cannot open the device (%s)", peer, busid,
@@ -197,9 +251,10 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 		goto err_release;
 
 	log_info("%s: imported %s", peer, busid);
-	set_timeout(fd, SO_RCVTIMEO, 0);
-	set_timeout(fd, SO_SNDTIMEO, SEND_TIMEOUT_S);
+	set_timeout(fd, SO_RCVTIMEO, 0); /* the session's socket is non-blocking from here */
 	session_run(s);
+	if (session_ended_clean(s))
+		set_clean(srv, busid, true);
 
 err_release:
 	/* Close the device before offering it again, and let a placeholder
@@ -413,6 +468,11 @@ int server_start(struct server *srv)
 	rc = srv->backend->ops->start(srv->backend);
 	if (rc < 0)
 		goto err_free_notify;
+	srv->engine = engine_new(srv->backend);
+	if (!srv->engine || engine_start(srv->engine) < 0) {
+		rc = -ENOMEM;
+		goto err_stop_backend;
+	}
 	if (pthread_create(&srv->listener, NULL, listener_main, srv) != 0) {
 		rc = -ENOMEM;
 		goto err_stop_backend;
@@ -430,6 +490,8 @@ int server_start(struct server *srv)
 	return 0;
 
 err_stop_backend:
+	engine_free(srv->engine);
+	srv->engine = NULL;
 	srv->backend->ops->stop(srv->backend);
 err_free_notify:
 	notify_hub_free(srv->notify);
@@ -472,6 +534,8 @@ void server_stop(struct server *srv)
 		free(c);
 	}
 	srv->n_conns = 0;
+	engine_free(srv->engine); /* every session has ended */
+	srv->engine = NULL;
 	srv->backend->ops->stop(srv->backend);
 }
 
@@ -487,6 +551,7 @@ void server_free(struct server *srv)
 	notify_hub_free(srv->notify);
 	auth_hosts_free(srv->auth);
 	export_table_destroy(&srv->exports);
+	free(srv->clean);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

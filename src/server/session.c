@@ -1,38 +1,57 @@
-/* Session lifecycle and the command reader. */
+/* Session lifecycle: open, serve (the worker's side), close, free; and the
+ * session's part of each engine turn. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "common/log.h"
 #include "common/net.h"
 #include "server/session_internal.h"
 
+/* A closing session waits this long for its transfers before it says so,
+ * and a reply that cannot be written for this long ends the session (the
+ * client stopped reading). */
+#define DRAIN_WARN_MS 5000
+#define TX_STALL_MS 60000
+/* Replies still queued when the session ends get this long to go out. */
+#define CLOSE_FLUSH_MS 5000
+
 static void on_device_gone(struct export_holder *holder)
 {
 	struct session *s = (struct session *)((char *)holder - offsetof(struct session, holder));
-	/* Called with the export table locked: only flag and wake the reader.
-	 * Replies already owed still go out; the reader ends the session. */
-	pthread_mutex_lock(&s->lock);
-	s->device_gone = true;
-	pthread_mutex_unlock(&s->lock);
-	shutdown(s->fd, SHUT_RD);
+	/* Called with the export table locked: only flag and wake the loop.
+	 * Replies already owed still go out; then the session ends. */
+	atomic_store(&s->device_gone, true);
+	atomic_store(&s->has_posts, true);
+	engine_wake(s->engine);
 }
 
-struct session *session_new(struct backend *b, int fd, const struct session_limits *limits)
+struct session *session_new(struct backend *b, struct engine *engine, int fd,
+			    const struct session_limits *limits)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	s->rx = malloc(SESSION_RX_SIZE);
+	if (!s->rx) {
+		free(s);
+		return NULL;
+	}
 	s->backend = b;
+	s->engine = engine;
 	s->fd = fd;
 	s->limits = *limits;
+	s->need_reset = true;
 	s->holder.gone = on_device_gone;
 	s->pending.next = s->pending.prev = &s->pending;
 	pthread_mutex_init(&s->state_lock, NULL);
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
+	pthread_mutex_init(&s->post_lock, NULL);
+	pthread_mutex_init(&s->work_lock, NULL);
+	pthread_cond_init(&s->work_cond, NULL);
 	net_peer_name(fd, s->peer, sizeof(s->peer));
 	return s;
 }
@@ -40,6 +59,16 @@ struct session *session_new(struct backend *b, int fd, const struct session_limi
 struct export_holder *session_holder(struct session *s)
 {
 	return &s->holder;
+}
+
+void session_set_need_reset(struct session *s, bool need)
+{
+	s->need_reset = need;
+}
+
+bool session_ended_clean(const struct session *s)
+{
+	return !s->need_reset;
 }
 
 static int reset_device(struct session *s, const char *when)
@@ -58,136 +87,190 @@ int session_open_device(struct session *s, const struct bk_device_info *info)
 	if (rc < 0)
 		return rc;
 	session_claim_all(s);
-	/* A server killed mid-command (ours included) could not reset the
-	 * device; start every session from a clean state. A device that
-	 * re-enumerates on reset comes back through hotplug instead. */
-	if (reset_device(s, "before the session") == -LNX_ENODEV)
+	/* A session that ended without its closing reset (a server killed
+	 * mid-command, ours included) left the device mid-command: start from
+	 * a clean state. After a clean end it was reset already, and a second
+	 * reset only costs the client time. A device that re-enumerates on
+	 * reset comes back through hotplug instead. */
+	if (s->need_reset && reset_device(s, "before the session") == -LNX_ENODEV)
 		return -LNX_ENODEV;
+	s->need_reset = true; /* until the closing reset succeeds */
 	return 0;
 }
 
-/* Answers a CMD_UNLINK per the rules in PROTOCOL.md. */
-static int handle_unlink(struct session *s, const struct usbip_header *h)
+/* ---- closing ---------------------------------------------------------- */
+
+void session_begin_close(struct session *s, const char *reason)
 {
-	uint32_t victim = h->u.cmd_unlink.seqnum;
-	struct tx_msg *reply = session_tx_new_ret_unlink();
-	if (!reply)
-		return -LNX_ENOMEM;
-
-	pthread_mutex_lock(&s->lock);
-	struct urb *u = s->pending.next;
-	while (u != &s->pending && u->cmd.seqnum != victim)
-		u = u->next;
-	if (u == &s->pending || u->n_unlinks == URB_MAX_UNLINKS) {
-		/* Already answered (its RET_SUBMIT is queued or sent) or unknown:
-		 * status 0, and any RET_SUBMIT stands. */
-		session_tx_ret_unlink(s, reply, h->seqnum, 0);
-	} else {
-		/* The completion answers it, whichever way it goes; a cancel
-		 * that comes too late just lets the RET_SUBMIT stand. */
-		u->unlink_seqnum[u->n_unlinks] = h->seqnum;
-		u->unlink_reply[u->n_unlinks] = reply;
-		if (u->n_unlinks++ == 0 && u->in_backend)
-			bk_cancel(s->handle, &u->xfer);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return 0;
-}
-
-static bool device_gone(struct session *s)
-{
-	pthread_mutex_lock(&s->lock);
-	bool gone = s->device_gone;
-	pthread_mutex_unlock(&s->lock);
-	return gone;
-}
-
-/* Reads and dispatches commands until the stream ends or breaks. */
-static void read_commands(struct session *s)
-{
-	uint8_t raw[USBIP_HEADER_SIZE];
-	struct usbip_header h;
-
-	for (;;) {
-		ssize_t r = net_read_full(s->fd, raw, sizeof(raw));
-		if (r == 0) {
-			log_info("session %s: %s", s->peer,
-				 device_gone(s) ? "device left" : "client closed the connection");
-			return;
-		}
-		if (r < 0) {
-			log_info("session %s: connection lost (%s)", s->peer, strerror((int)-r));
-			return;
-		}
-		int rc = usbip_header_decode(raw, sizeof(raw), &h);
-		if (rc != USBIP_OK) {
-			log_warn("session %s: malformed command (%s), closing", s->peer,
-				 usbip_codec_strerror(rc));
-			return;
-		}
-		if (h.devid != s->devid) {
-			log_warn("session %s: devid 0x%08x is not the imported 0x%08x, closing",
-				 s->peer, h.devid, s->devid);
-			return;
-		}
-		if (h.command == USBIP_CMD_SUBMIT) {
-			rc = session_submit(s, &h);
-		} else if (h.command == USBIP_CMD_UNLINK) {
-			rc = handle_unlink(s, &h);
-		} else {
-			log_warn("session %s: unexpected command %u from client, closing", s->peer,
-				 h.command);
-			return;
-		}
-		if (rc < 0) {
-			log_warn("session %s: %s, closing", s->peer,
-				 rc == -LNX_EPROTO ? "message cut short" : linux_errno_name(rc));
-			return;
-		}
-	}
-}
-
-/* Cancels what is in flight and waits until every completion has come. */
-static void drain_pending(struct session *s)
-{
-	pthread_mutex_lock(&s->lock);
+	if (s->closing)
+		return;
 	s->closing = true;
-	pthread_cond_broadcast(&s->cond);
+	s->closing_ms = net_now_ms();
+	s->end_reason = reason;
+	/* Transfers at the device are cancelled; their completions still come
+	 * and are answered (a client that is still there gets every reply it
+	 * is owed). Control URBs that never started fail in the queue. */
 	for (struct urb *u = s->pending.next; u != &s->pending; u = u->next)
-		if (u->in_backend)
+		if (u->state == URB_BACKEND)
 			bk_cancel(s->handle, &u->xfer);
-	while (s->n_pending > 0) {
-		struct timespec deadline;
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += 5;
-		if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) != 0 && s->n_pending)
-			log_warn("session %s: still waiting for %u transfers to complete",
-				 s->peer, s->n_pending);
-	}
-	pthread_mutex_unlock(&s->lock);
+	session_ctrl_progress(s);
 }
+
+/* ---- the engine's side ------------------------------------------------ */
+
+int session_fd(const struct session *s)
+{
+	return s->fd;
+}
+
+short session_poll_events(struct session *s, int64_t now_ms, int *timeout_ms)
+{
+	short ev = 0;
+	*timeout_ms = -1;
+	if (!s->closing && !s->rx_eof && !session_rx_blocked(s)) {
+		ev |= POLLIN;
+		if (session_rx_has_command(s))
+			*timeout_ms = 0; /* buffered commands wait for no event */
+	}
+	if (s->tx_head && !s->tx_failed) {
+		ev |= POLLOUT;
+		if (s->tx_stalled_ms && *timeout_ms != 0) {
+			int64_t left = s->tx_stalled_ms + TX_STALL_MS - now_ms;
+			*timeout_ms = left > 0 ? (int)left : 0;
+		}
+	}
+	if (s->closing) {
+		int64_t left = s->closing_ms + DRAIN_WARN_MS - now_ms;
+		int t = left > 0 ? (int)left : 0;
+		if (!s->drain_warned && (*timeout_ms < 0 || t < *timeout_ms))
+			*timeout_ms = t;
+	}
+	return ev;
+}
+
+void session_on_io(struct session *s, short revents)
+{
+	if (revents & POLLOUT)
+		session_tx_flush(s);
+	if (revents & (POLLIN | POLLHUP | POLLERR))
+		session_rx_read(s);
+}
+
+/* Completions other threads delivered, oldest first. */
+static void take_posts(struct session *s)
+{
+	if (!atomic_exchange(&s->has_posts, false))
+		return;
+	pthread_mutex_lock(&s->post_lock);
+	struct urb *list = s->posted;
+	s->posted = NULL;
+	pthread_mutex_unlock(&s->post_lock);
+
+	struct urb *fifo = NULL;
+	while (list) {
+		struct urb *next = list->qnext;
+		list->qnext = fifo;
+		fifo = list;
+		list = next;
+	}
+	while (fifo) {
+		struct urb *next = fifo->qnext;
+		session_urb_finish(s, fifo);
+		fifo = next;
+	}
+	if (atomic_load(&s->device_gone))
+		session_begin_close(s, "device left");
+}
+
+static bool worker_idle(struct session *s)
+{
+	return !s->worker_busy;
+}
+
+bool session_turn(struct session *s)
+{
+	take_posts(s);
+	session_ctrl_progress(s);
+	/* Writing frees budget, which lets commands already in the read
+	 * buffer start, whose replies may be written at once (sim). */
+	for (int i = 0; i < 4; i++) {
+		if (s->tx_head && !s->tx_failed)
+			session_tx_flush(s);
+		if (s->closing || session_rx_blocked(s) || !session_rx_has_command(s))
+			break;
+		session_rx_parse(s);
+	}
+
+	int64_t now = net_now_ms();
+	if (s->tx_head && !s->tx_failed && s->tx_stalled_ms &&
+	    now - s->tx_stalled_ms >= TX_STALL_MS) {
+		log_warn("session %s: client has read nothing for %d s, closing", s->peer,
+			 TX_STALL_MS / 1000);
+		s->tx_failed = true;
+		session_begin_close(s, "client stopped reading");
+	}
+	if (!s->closing)
+		return false;
+
+	if (s->n_pending > 0 || !worker_idle(s)) {
+		if (!s->drain_warned && now - s->closing_ms >= DRAIN_WARN_MS) {
+			s->drain_warned = true;
+			log_warn("session %s: still waiting for %u transfers to complete", s->peer,
+				 s->n_pending);
+		}
+		return false;
+	}
+	if (s->tx_head && !s->tx_failed && now - s->closing_ms < CLOSE_FLUSH_MS)
+		return false;
+	session_tx_drop_all(s);
+	return true;
+}
+
+void session_engine_done(struct session *s)
+{
+	pthread_mutex_lock(&s->work_lock);
+	s->finished = true;
+	pthread_cond_signal(&s->work_cond);
+	pthread_mutex_unlock(&s->work_lock);
+}
+
+/* ---- the worker's side ------------------------------------------------ */
 
 void session_run(struct session *s)
 {
-	if (session_tx_start(s) < 0)
-		return;
-	if (session_worker_start(s) < 0) {
-		session_tx_stop(s);
+	int fl = fcntl(s->fd, F_GETFL);
+	log_info("session %s: serving %s (devid 0x%08x)", s->peer, s->info.busid, s->devid);
+	if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    engine_add(s->engine, s) < 0) {
+		log_warn("session %s: cannot be served: %s", s->peer, strerror(errno));
 		return;
 	}
-	log_info("session %s: serving %s (devid 0x%08x)", s->peer, s->info.busid, s->devid);
 
-	read_commands(s);
+	/* Run what the loop hands over until it lets the session go. */
+	pthread_mutex_lock(&s->work_lock);
+	for (;;) {
+		while (!s->work_urb && !s->finished)
+			pthread_cond_wait(&s->work_cond, &s->work_lock);
+		if (s->finished)
+			break;
+		struct urb *u = s->work_urb;
+		s->work_urb = NULL;
+		pthread_mutex_unlock(&s->work_lock);
+		u->xfer.status = session_ctrl_run(s, u);
+		u->xfer.actual_length = 0;
+		session_urb_complete(&u->xfer);
+		pthread_mutex_lock(&s->work_lock);
+	}
+	pthread_mutex_unlock(&s->work_lock);
 
-	drain_pending(s);
-	session_worker_stop(s);
-	session_tx_stop(s);
+	log_info("session %s: %s", s->peer, s->end_reason ? s->end_reason : "ended");
+	bool gone = atomic_load(&s->device_gone);
 	/* As the kernel's server does when a connection goes down: a client
 	 * that went mid-command left the device mid-command too (a mass
 	 * storage device waiting for the rest of a command block), and only
 	 * a reset readies it for the next user or its own kernel driver. */
-	if (!device_gone(s))
-		reset_device(s, "after the session");
+	if (!gone && reset_device(s, "after the session") == 0)
+		s->need_reset = false;
 	/* Both directions closed now, so a client that is still there sees the
 	 * end at once rather than at its next command. */
 	shutdown(s->fd, SHUT_RDWR);
@@ -202,8 +285,11 @@ void session_free(struct session *s)
 		session_release_all(s);
 		s->backend->ops->close(s->handle);
 	}
-	pthread_cond_destroy(&s->cond);
-	pthread_mutex_destroy(&s->lock);
+	session_urb_pool_free(s);
+	pthread_cond_destroy(&s->work_cond);
+	pthread_mutex_destroy(&s->work_lock);
+	pthread_mutex_destroy(&s->post_lock);
 	pthread_mutex_destroy(&s->state_lock);
+	free(s->rx);
 	free(s);
 }

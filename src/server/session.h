@@ -3,17 +3,18 @@
  * After a successful OP_REQ_IMPORT the connection carries CMD_SUBMIT and
  * CMD_UNLINK. The session turns each submit into an asynchronous backend
  * transfer and every completion into exactly one reply (see the unlink rules
- * in shared/docs/PROTOCOL.md). Threads: the caller's thread reads commands,
- * a writer thread sends whole replies in completion order, a worker thread
- * runs the few requests that need blocking backend calls (configuration,
- * alt setting, clear halt, reset); completions arrive on the backend's event
- * thread and only enqueue. */
+ * in shared/docs/PROTOCOL.md). Threads: the engine's loop (engine.h) reads
+ * the commands, submits them, takes their completions and writes the
+ * replies; the caller of session_run() is the session's worker, which runs
+ * the few requests that need blocking backend calls (configuration, alt
+ * setting, clear halt, reset) and, at the end, releases the device. */
 #ifndef USBIP_NOTIFY_SERVER_SESSION_H
 #define USBIP_NOTIFY_SERVER_SESSION_H
 
 #include <stddef.h>
 
 #include "backend/backend.h"
+#include "server/engine.h"
 #include "server/export_table.h"
 
 /* Each limit applies twice: to URBs at the device (more fail at once with
@@ -29,9 +30,10 @@ struct session_limits {
 
 struct session;
 
-/* A session on fd, not yet bound to a device. Does not take ownership of fd
- * (the caller closes it after session_free). */
-struct session *session_new(struct backend *b, int fd, const struct session_limits *limits);
+/* A session on fd, not yet bound to a device, to be served by engine. Does
+ * not take ownership of fd (the caller closes it after session_free). */
+struct session *session_new(struct backend *b, struct engine *engine, int fd,
+			    const struct session_limits *limits);
 
 /* The hook the export table calls when the device leaves. */
 struct export_holder *session_holder(struct session *s);
@@ -42,11 +44,32 @@ struct export_holder *session_holder(struct session *s);
  * Returns 0 or a negative Linux errno when the device cannot be opened. */
 int session_open_device(struct session *s, const struct bk_device_info *info);
 
+/* Reset the device before serving: the last session on it ended without its
+ * closing reset (or none is known, e.g. the server just started). */
+void session_set_need_reset(struct session *s, bool need);
+
+/* After session_run: whether the device was reset cleanly at the end (the
+ * next session need not reset it again). */
+bool session_ended_clean(const struct session *s);
+
 /* Serves commands until the peer goes, the device goes, or the peer sends
  * something malformed; then cancels and waits for in-flight transfers, sends
- * what is left to send, and releases the device. */
+ * what is left to send, and resets the device. The calling thread is the
+ * session's worker meanwhile. */
 void session_run(struct session *s);
 
 void session_free(struct session *s);
+
+/* ---- Called by the engine's loop only ---- */
+int session_fd(const struct session *s);
+/* The poll events the session wants now (0: none) and, in *timeout_ms, how
+ * soon it needs a turn even with no event (-1: no deadline). */
+short session_poll_events(struct session *s, int64_t now_ms, int *timeout_ms);
+void session_on_io(struct session *s, short revents);
+/* The end of a loop turn: takes hand-overs, moves queues on, writes
+ * replies. Returns true once the session is over and idle: the loop drops
+ * it and calls session_engine_done(). */
+bool session_turn(struct session *s);
+void session_engine_done(struct session *s);
 
 #endif

@@ -1,32 +1,44 @@
 /* Session internals shared by session*.c files. Not for other modules.
  *
- * Locks, in order (never take an earlier one while holding a later one):
- *   state_lock  endpoint state (configuration, alt settings, claims); taken
- *               by the reader and the worker, never on the event thread;
- *               held across the blocking configuration calls of a state
- *               change (so an URB is routed by the state before or after
- *               it, never in between), never across submit/cancel
- *   lock        URB list, budget, TX queue, worker queue; taken everywhere,
- *               held across bk_cancel only (which never completes inline) */
+ * Who owns what (see docs/engine.md for one URB's path):
+ * - The engine thread owns everything below that is not marked otherwise:
+ *   the socket's reads and writes, the rx buffer, the URB table and pool,
+ *   the reply queue, the control queue and the budget. No lock guards
+ *   them; only the engine thread touches them.
+ * - post_lock guards the hand-overs from other threads: completions that
+ *   a backend delivered on its own thread (posted), the worker's finished
+ *   request and the device-gone flag. It is never held across a call into
+ *   the backend, a syscall or another lock.
+ * - work_lock (with work_cond) guards the worker's mailbox: the one
+ *   state-changing request handed to the session's worker thread (the
+ *   connection thread inside session_run), and the engine's "finished".
+ * - state_lock guards the endpoint state (configuration, alt settings,
+ *   claims): the worker writes it after its backend calls return, the
+ *   engine reads it to route an URB. Held for copies only, never across a
+ *   backend call.
+ * Lock order: none is taken while holding another. */
 #ifndef USBIP_NOTIFY_SERVER_SESSION_INTERNAL_H
 #define USBIP_NOTIFY_SERVER_SESSION_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
 #include "proto/usb_desc.h"
 #include "proto/usbip_codec.h"
+#include "server/engine.h"
 #include "server/session.h"
 
 struct session;
 
-/* One message waiting for the writer. */
+/* One message waiting to be written: header, data, iso descriptors. */
 struct tx_msg {
 	struct tx_msg *next;
 	uint8_t hdr[USBIP_HEADER_SIZE];
 	struct iovec part[2];      /* data, iso descriptors; unused ones empty */
+	size_t cost;               /* charged to the reply budget while queued */
 	void (*release)(struct session *s, struct tx_msg *m); /* after sending */
 };
 
@@ -34,97 +46,174 @@ struct tx_msg {
  * together at completion, more are answered at once with status 0. */
 #define URB_MAX_UNLINKS 4
 
+enum urb_state {
+	URB_FREE,        /* in the pool */
+	URB_RX,          /* its body is still being read */
+	URB_QUEUED,      /* waits in the ordered queue, behind a state change */
+	URB_WORKER,      /* the worker runs it (a state change) */
+	URB_BACKEND,     /* submitted, completion pending */
+	URB_DONE,        /* reply queued or being written */
+};
+
 struct urb {
-	struct urb *prev, *next;   /* in session->pending while in flight */
+	struct urb *prev, *next;   /* session->pending while not yet completed */
+	struct urb *hnext;         /* hash chain by seqnum while pending */
+	struct urb *qnext;         /* control queue, post list or pool */
 	struct session *s;
+	enum urb_state state;
 	struct usbip_header cmd;   /* the CMD_SUBMIT as decoded */
 	struct bk_transfer xfer;
-	uint8_t *buf;              /* backend buffer (control: setup first) */
+	uint8_t *buf;              /* control: setup first; then data, iso descs */
+	size_t buf_cap;            /* kept across reuse from the pool */
 	size_t cost;               /* bytes charged to the session budget */
+	int32_t fail;              /* a status decided before submitting, or 0 */
+	bool special;              /* a request the worker runs (ctrl_request.h) */
 	uint32_t iso_count;
 	struct usbip_iso_desc *iso_wire; /* offsets/lengths as the client sent them */
 	struct bk_iso_packet *iso_bk;
 	uint8_t *iso_out;          /* encoded descriptors for the reply */
-	bool in_backend;           /* submitted, completion pending */
-	bool special;              /* a request the worker runs (ctrl_request.h) */
-	/* CMD_UNLINKs waiting for this URB's completion, each with its reply
-	 * allocated up front so the answer can never be lost. */
+	uint8_t *iso_packed;       /* OUT packets gathered back to back, or NULL */
+	/* CMD_UNLINKs waiting for this URB's completion. */
 	unsigned n_unlinks;
 	uint32_t unlink_seqnum[URB_MAX_UNLINKS];
-	struct tx_msg *unlink_reply[URB_MAX_UNLINKS];
 	struct tx_msg reply;       /* RET_SUBMIT */
-	bool queued;               /* reply waiting for the writer (tx_urbs) */
-	struct urb *work_next;     /* in the worker queue */
 };
+
+#define SESSION_RX_SIZE (128u * 1024u) /* read buffer: many commands per recv */
+#define SESSION_HASH_SIZE 1024u        /* URB table buckets (seqnums are sequential) */
+#define SESSION_POOL_MAX 64u           /* URBs kept for reuse */
+#define SESSION_POOL_BYTES (4u * 1024u * 1024u) /* buffer bytes kept for reuse */
+
+/* An endpoint as the current settings have it, found in O(1) per URB. */
+#define SESSION_ROUTES 32 /* endpoint number | 0x10 for IN */
+struct ep_route {
+	int8_t ifidx;   /* cfg.iface index; -1: no such endpoint now */
+	uint8_t type;   /* enum usb_ep_type */
+};
+
+static inline unsigned session_route_index(uint8_t address)
+{
+	return (address & 0x0fu) | ((address & 0x80u) ? 0x10u : 0u);
+}
 
 struct session {
 	struct backend *backend;
 	struct bk_handle *handle;
+	struct engine *engine;
 	int fd;
 	struct bk_device_info info;
 	uint32_t devid;
 	struct session_limits limits;
 	struct export_holder holder;
+	char peer[64];
+	bool need_reset;            /* before the session: the last one ended uncleanly */
 
+	/* Endpoint state, state_lock. */
 	pthread_mutex_t state_lock;
 	struct usb_config_info cfg;
 	bool have_cfg;
 	uint8_t cur_alt[USB_DESC_MAX_INTERFACES];     /* by cfg.iface index */
 	bool claimed[USB_DESC_MAX_INTERFACES];        /* by cfg.iface index */
+	struct ep_route route[SESSION_ROUTES];        /* rebuilt on each change */
 
-	pthread_mutex_t lock;
-	pthread_cond_t cond;        /* budget freed, pending drained, queues */
+	/* ---- engine thread only ---- */
+	uint8_t *rx;                /* SESSION_RX_SIZE bytes */
+	size_t rx_off, rx_len;      /* unparsed bytes are rx[rx_off, rx_len) */
+	struct urb *rx_urb;         /* body being read into rx_dst */
+	uint8_t *rx_dst;
+	size_t rx_need;
+	bool rx_eof;
+
 	struct urb pending;         /* list head: URBs not yet completed */
 	unsigned n_pending;
-	unsigned ep0_in_backend;    /* control URBs submitted to the backend */
-	unsigned n_urbs;            /* charged to the budget (until sent) */
-	unsigned tx_urbs;           /* of which completed, reply not yet written */
-	size_t tx_bytes;
+	struct urb *hash[SESSION_HASH_SIZE];
+	struct urb *pool;
+	unsigned pool_n;
+	size_t pool_bytes;
+
+	unsigned n_urbs;            /* URBs charged to the budget */
 	size_t bytes;
-	bool closing;
-	bool device_gone;
+	unsigned tx_n;              /* of the charge: replies queued, not yet written */
+	size_t tx_bytes;
+
 	struct tx_msg *tx_head, *tx_tail;
-	bool tx_stop;
+	size_t tx_sent;             /* bytes of tx_head already written */
+	int64_t tx_stalled_ms;      /* since when nothing could be written, or 0 */
 	bool tx_failed;
-	struct urb *work_head, *work_tail;
-	bool work_busy;             /* the worker is running a state change */
-	bool work_stop;
-	pthread_t writer, worker;
-	char peer[64];
+
+	struct urb *ctrl_head, *ctrl_tail; /* URBs behind a state change, in order */
+	unsigned ep0_in_backend;
+	bool worker_busy;
+
+	bool closing;
+	int64_t closing_ms;         /* when closing began */
+	bool drain_warned;
+	const char *end_reason;
+
+	/* ---- post_lock: hand-overs from other threads ---- */
+	pthread_mutex_t post_lock;
+	struct urb *posted;         /* completions delivered off the engine thread (LIFO) */
+	atomic_bool has_posts;
+	atomic_bool device_gone;
+
+	/* ---- work_lock: the worker's mailbox ---- */
+	pthread_mutex_t work_lock;
+	pthread_cond_t work_cond;
+	struct urb *work_urb;       /* the request to run, or NULL */
+	bool finished;              /* the engine let go of the session */
 };
 
-/* session_tx.c */
-int session_tx_start(struct session *s);
-/* Caller holds s->lock. */
-void session_tx_enqueue(struct session *s, struct tx_msg *m);
-/* Lets the writer send what is queued, then joins it. */
-void session_tx_stop(struct session *s);
-/* A RET_UNLINK message, allocated ahead of need (NULL when out of memory),
- * and its queuing with its seqnum and status; caller holds s->lock. */
-struct tx_msg *session_tx_new_ret_unlink(void);
-void session_tx_ret_unlink(struct session *s, struct tx_msg *m, uint32_t seqnum, int32_t status);
+/* session_rx.c: socket input. Reads what the socket has and starts every
+ * complete command in it, until back-pressure stops it. */
+void session_rx_read(struct session *s);
+void session_rx_parse(struct session *s);
+/* The reply budget is full: new commands wait in the socket. */
+bool session_rx_blocked(const struct session *s);
+/* The read buffer holds something the parser could act on. */
+bool session_rx_has_command(const struct session *s);
 
 /* session_urb.c */
-/* Reads the payload of a decoded CMD_SUBMIT and starts it. Returns 0, or a
- * negative value when the stream is broken and the session must end. */
-int session_submit(struct session *s, const struct usbip_header *h);
-/* The one completion path, for backend completions and local failures. */
-void session_urb_complete(struct bk_transfer *t);
-/* Submits to the backend; caller holds s->lock. On failure (returned) the
- * caller fails the URB once the lock is dropped. */
-int session_urb_start(struct session *s, struct urb *u);
+struct urb *session_urb_get(struct session *s, size_t buf_len);
+void session_urb_put(struct session *s, struct urb *u);
+/* Starts a CMD_SUBMIT whose body has been read: routes it and submits it,
+ * queues it for in-order control, or fails it. */
+void session_urb_start(struct session *s, struct urb *u);
+/* Routes (by the current settings) and submits to the backend; a failure
+ * goes through the completion path. */
+void session_urb_go(struct session *s, struct urb *u);
 /* Fails an URB that never reached the backend, through the same path. */
 void session_urb_fail(struct urb *u, int32_t status);
-void session_urb_free(struct session *s, struct urb *u);
+/* The one completion path, on the engine thread. */
+void session_urb_finish(struct session *s, struct urb *u);
+/* Called from any thread by the backend (bk_transfer.complete). */
+void session_urb_complete(struct bk_transfer *t);
+struct urb *session_urb_find(struct session *s, uint32_t seqnum);
+void session_urb_pool_free(struct session *s);
+
+/* session_tx.c */
+void session_tx_enqueue(struct session *s, struct tx_msg *m);
+/* Answers a CMD_UNLINK; the reply counts against the budget while queued.
+ * Returns 0 or -LNX_ENOMEM. */
+int session_tx_ret_unlink(struct session *s, uint32_t seqnum, int32_t status);
+/* Writes as much of the queue as the socket takes, in one sendmsg. */
+void session_tx_flush(struct session *s);
+void session_tx_drop_all(struct session *s);
 
 /* session_ctrl.c */
-int session_worker_start(struct session *s);
-void session_worker_stop(struct session *s);
-/* Queues a control URB for the worker, which keeps control URBs in order
- * around state-changing requests. Caller holds s->lock. */
-void session_worker_enqueue(struct session *s, struct urb *u);
+/* Queues an URB behind a state change (or a state change behind the
+ * control URBs before it) and moves the queue on. */
+void session_ctrl_enqueue(struct session *s, struct urb *u);
+/* Moves the ordered queue on: submits URBs up to the next state change,
+ * hands that to the worker once the control URBs before it are done. */
+void session_ctrl_progress(struct session *s);
+/* The worker's side: runs one state-changing request (blocking backend
+ * calls) and returns its status. */
+int session_ctrl_run(struct session *s, struct urb *u);
 /* Claims every interface of the active configuration (re-reads it). */
 void session_claim_all(struct session *s);
 void session_release_all(struct session *s);
+
+/* session.c */
+void session_begin_close(struct session *s, const char *reason);
 
 #endif

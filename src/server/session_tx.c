@@ -1,18 +1,21 @@
-/* The session's writer: one thread, whole messages, completion order.
+/* The session's replies: queued in completion order, written by the
+ * engine's loop with one sendmsg per turn on a non-blocking socket.
  *
- * Replies are queued by completions (on the backend's event thread) and
- * written here with as few syscalls as possible: several queued messages go
- * out in one sendmsg. A message is either written whole or the connection is
- * shut down, so the client never sees half a reply. */
+ * A partial write leaves the rest of the message at the head of the queue
+ * for the next POLLOUT, so a message is always written whole or the
+ * connection is closed: the client never sees half a reply followed by
+ * another one. Every queued reply, RET_UNLINK included, is charged to the
+ * session's budget until written, so a client that stops reading stops
+ * being read (session_rx_blocked). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "common/log.h"
 #include "common/net.h"
 #include "server/session_internal.h"
 
-#define TX_BATCH 32 /* messages per sendmsg */
+#define TX_IOV 192 /* iovecs per sendmsg: at least 64 replies of three parts */
 
 void session_tx_enqueue(struct session *s, struct tx_msg *m)
 {
@@ -22,110 +25,110 @@ void session_tx_enqueue(struct session *s, struct tx_msg *m)
 	else
 		s->tx_head = m;
 	s->tx_tail = m;
-	pthread_cond_broadcast(&s->cond);
+	s->tx_n++;
+	s->tx_bytes += m->cost;
 }
 
 static void release_unlink_msg(struct session *s, struct tx_msg *m)
 {
-	(void)s;
+	s->n_urbs--;
+	s->bytes -= m->cost;
 	free(m);
 }
 
-struct tx_msg *session_tx_new_ret_unlink(void)
+int session_tx_ret_unlink(struct session *s, uint32_t seqnum, int32_t status)
 {
 	struct tx_msg *m = calloc(1, sizeof(*m));
-	if (m)
-		m->release = release_unlink_msg;
-	return m;
-}
-
-void session_tx_ret_unlink(struct session *s, struct tx_msg *m, uint32_t seqnum, int32_t status)
-{
+	if (!m) {
+		log_error("session %s: out of memory for a RET_UNLINK, closing", s->peer);
+		session_begin_close(s, "out of memory");
+		s->tx_failed = true; /* the stream would lack an answer */
+		return -LNX_ENOMEM;
+	}
 	struct usbip_header h = {
 		.command = USBIP_RET_UNLINK,
 		.seqnum = seqnum,
 		.u.ret_unlink.status = status,
 	};
 	usbip_header_encode(&h, m->hdr, sizeof(m->hdr));
+	m->cost = sizeof(*m);
+	m->release = release_unlink_msg;
+	s->n_urbs++;
+	s->bytes += m->cost;
 	session_tx_enqueue(s, m);
+	return 0;
 }
 
-static int write_batch(struct session *s, struct tx_msg *first, int count)
+static void release_head(struct session *s)
 {
-	struct iovec iov[TX_BATCH * 3];
-	int n = 0;
-	struct tx_msg *m = first;
-	for (int i = 0; i < count; i++, m = m->next) {
-		iov[n++] = (struct iovec){ m->hdr, sizeof(m->hdr) };
-		for (int p = 0; p < 2; p++)
-			if (m->part[p].iov_len)
-				iov[n++] = m->part[p];
+	struct tx_msg *m = s->tx_head;
+	s->tx_head = m->next;
+	if (!s->tx_head)
+		s->tx_tail = NULL;
+	s->tx_sent = 0;
+	s->tx_n--;
+	s->tx_bytes -= m->cost;
+	m->release(s, m);
+}
+
+/* Adds base[skip..len) to iov when anything is left of it. */
+static void add(struct iovec *iov, int *n, void *base, size_t len, size_t *skip)
+{
+	if (*skip >= len) {
+		*skip -= len;
+		return;
 	}
-	return net_writev_full(s->fd, iov, n);
+	iov[(*n)++] = (struct iovec){ (uint8_t *)base + *skip, len - *skip };
+	*skip = 0;
 }
 
-static void *writer_main(void *arg)
+static size_t msg_len(const struct tx_msg *m)
 {
-	struct session *s = arg;
+	return sizeof(m->hdr) + m->part[0].iov_len + m->part[1].iov_len;
+}
 
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (!s->tx_head && !s->tx_stop)
-			pthread_cond_wait(&s->cond, &s->lock);
-		if (!s->tx_head)
-			break;
-
-		/* Detach a batch, write it without the lock, then release it. */
-		struct tx_msg *first = s->tx_head;
-		int count = 1;
-		struct tx_msg *last = first;
-		while (count < TX_BATCH && last->next) {
-			last = last->next;
-			count++;
+void session_tx_flush(struct session *s)
+{
+	while (s->tx_head && !s->tx_failed) {
+		struct iovec iov[TX_IOV];
+		int n = 0;
+		size_t skip = s->tx_sent, total = 0;
+		for (struct tx_msg *m = s->tx_head; m && n + 3 <= TX_IOV; m = m->next) {
+			add(iov, &n, m->hdr, sizeof(m->hdr), &skip);
+			add(iov, &n, m->part[0].iov_base, m->part[0].iov_len, &skip);
+			add(iov, &n, m->part[1].iov_base, m->part[1].iov_len, &skip);
+			total += msg_len(m);
 		}
-		s->tx_head = last->next;
-		if (!s->tx_head)
-			s->tx_tail = NULL;
-		bool failed = s->tx_failed;
-		pthread_mutex_unlock(&s->lock);
+		total -= s->tx_sent;
 
-		if (!failed) {
-			int rc = write_batch(s, first, count);
-			if (rc < 0) {
-				log_info("session %s: write failed (%s), closing", s->peer,
-					 strerror(-rc));
-				/* Wake the reader: the session is over. */
-				shutdown(s->fd, SHUT_RDWR);
-				failed = true;
+		ssize_t w = net_send_iov(s->fd, iov, n);
+		if (w < 0) {
+			if (w == -EINTR)
+				continue;
+			if (w == -EAGAIN || w == -EWOULDBLOCK) {
+				if (!s->tx_stalled_ms)
+					s->tx_stalled_ms = net_now_ms();
+				return;
 			}
-		}
-
-		pthread_mutex_lock(&s->lock);
-		if (failed)
+			log_info("session %s: write failed (%s), closing", s->peer, strerror((int)-w));
 			s->tx_failed = true;
-		struct tx_msg *m = first;
-		for (int i = 0; i < count; i++) {
-			struct tx_msg *next = m->next;
-			m->release(s, m);
-			m = next;
+			session_begin_close(s, "connection lost");
+			return;
 		}
-		pthread_cond_broadcast(&s->cond);
+		s->tx_stalled_ms = 0;
+		size_t left = (size_t)w;
+		while (s->tx_head && left >= msg_len(s->tx_head) - s->tx_sent) {
+			left -= msg_len(s->tx_head) - s->tx_sent;
+			release_head(s);
+		}
+		s->tx_sent += left;
+		if ((size_t)w < total)
+			return; /* the socket is full: POLLOUT brings us back */
 	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
 }
 
-int session_tx_start(struct session *s)
+void session_tx_drop_all(struct session *s)
 {
-	int rc = pthread_create(&s->writer, NULL, writer_main, s);
-	return rc ? -LNX_ENOMEM : 0;
-}
-
-void session_tx_stop(struct session *s)
-{
-	pthread_mutex_lock(&s->lock);
-	s->tx_stop = true;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	pthread_join(s->writer, NULL);
+	while (s->tx_head)
+		release_head(s);
 }

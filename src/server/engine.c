@@ -1,0 +1,272 @@
+/* The engine's loop: poll, read, submit, dispatch completions, write.
+ *
+ * One turn: poll the wake pipe, the backend's descriptors and every
+ * session's socket; read and start the commands that arrived; let the
+ * backend deliver what is ready (completions build their replies on this
+ * thread); then each session takes its posted hand-overs, moves its control
+ * queue on and writes its replies in one sendmsg. */
+#include "server/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "server/session.h"
+
+#define ENGINE_BACKEND_FDS 64  /* descriptors the backend may ask us to poll */
+#define ENGINE_DISPATCH_ROUNDS 8
+
+struct engine {
+	struct backend *backend;
+	pthread_t thread;
+	bool running;
+	int wake[2];
+	atomic_bool wake_pending;   /* a byte is (about to be) in the pipe */
+
+	pthread_mutex_t lock;       /* incoming, stop */
+	struct session **incoming;
+	size_t n_incoming, cap_incoming;
+	bool stop;
+
+	/* Loop thread only. */
+	bool attached;              /* the backend's loop hooks are ours */
+	bool kicked;                /* the backend has work ready (wake from this thread) */
+	struct session **active;
+	size_t n_active, cap_active;
+	struct pollfd *pfd;
+	size_t cap_pfd;
+};
+
+static _Thread_local const struct engine *current_engine;
+
+bool engine_on_thread(const struct engine *e)
+{
+	return current_engine == e;
+}
+
+void engine_wake(struct engine *e)
+{
+	if (engine_on_thread(e)) {
+		e->kicked = true; /* the loop looks again before it sleeps */
+		return;
+	}
+	if (!atomic_exchange(&e->wake_pending, true))
+		(void)!write(e->wake[1], "w", 1);
+}
+
+static void backend_wake(void *ctx)
+{
+	engine_wake(ctx);
+}
+
+struct engine *engine_new(struct backend *b)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->backend = b;
+	if (pipe(e->wake) < 0) {
+		free(e);
+		return NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		fcntl(e->wake[i], F_SETFD, FD_CLOEXEC);
+		fcntl(e->wake[i], F_SETFL, fcntl(e->wake[i], F_GETFL) | O_NONBLOCK);
+	}
+	pthread_mutex_init(&e->lock, NULL);
+	return e;
+}
+
+static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return true;
+	size_t n = *cap ? *cap * 2 : 16;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*arr, n * elem);
+	if (!p)
+		return false;
+	*arr = p;
+	*cap = n;
+	return true;
+}
+
+int engine_add(struct engine *e, struct session *s)
+{
+	pthread_mutex_lock(&e->lock);
+	bool ok = !e->stop && grow((void **)&e->incoming, &e->cap_incoming, e->n_incoming + 1,
+				   sizeof(*e->incoming));
+	if (ok)
+		e->incoming[e->n_incoming++] = s;
+	pthread_mutex_unlock(&e->lock);
+	if (!ok)
+		return -LNX_ENOMEM;
+	engine_wake(e);
+	return 0;
+}
+
+/* Moves new sessions into the active set. Returns false when the loop
+ * should end (stopping and nothing left to serve). */
+static bool take_incoming(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	bool stop = e->stop;
+	size_t n = e->n_incoming;
+	if (n > 0 && grow((void **)&e->active, &e->cap_active, e->n_active + n, sizeof(*e->active))) {
+		memcpy(e->active + e->n_active, e->incoming, n * sizeof(*e->active));
+		e->n_active += n;
+		e->n_incoming = 0;
+	}
+	bool waiting = e->n_incoming > 0;
+	pthread_mutex_unlock(&e->lock);
+	return !(stop && e->n_active == 0 && !waiting);
+}
+
+static void dispatch(struct engine *e)
+{
+	for (int i = 0; i < ENGINE_DISPATCH_ROUNDS && e->attached; i++) {
+		e->kicked = false;
+		e->backend->ops->loop_dispatch(e->backend);
+		if (!e->kicked)
+			break;
+	}
+}
+
+static int min_timeout(int a, int b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+static void *engine_main(void *arg)
+{
+	struct engine *e = arg;
+	const struct backend_ops *ops = e->backend->ops;
+	current_engine = e;
+	e->attached = ops->loop_attach && ops->loop_attach(e->backend, backend_wake, e) == 0;
+
+	while (take_incoming(e)) {
+		size_t need = 1 + ENGINE_BACKEND_FDS + e->n_active;
+		if (!grow((void **)&e->pfd, &e->cap_pfd, need, sizeof(*e->pfd))) {
+			log_error("engine: out of memory for the poll set");
+			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+			continue;
+		}
+		struct pollfd *pfd = e->pfd;
+		int n = 0, timeout = -1;
+		pfd[n++] = (struct pollfd){ .fd = e->wake[0], .events = POLLIN };
+
+		int bk_first = n, bk_n = 0, bk_timeout = -1;
+		if (e->attached) {
+			bk_n = ops->loop_fds(e->backend, pfd + n, ENGINE_BACKEND_FDS, &bk_timeout);
+			if (bk_n < 0)
+				bk_n = 0;
+			n += bk_n;
+		}
+		if (e->kicked)
+			bk_timeout = 0;
+		timeout = bk_timeout;
+		int64_t now = net_now_ms();
+		for (size_t i = 0; i < e->n_active; i++) {
+			int t = -1;
+			short ev = session_poll_events(e->active[i], now, &t);
+			pfd[n++] = (struct pollfd){ .fd = ev ? session_fd(e->active[i]) : -1,
+						    .events = ev };
+			timeout = min_timeout(timeout, t);
+		}
+
+		int64_t before = net_now_ms();
+		int r = poll(pfd, (nfds_t)n, timeout);
+		if (r < 0 && errno != EINTR) {
+			log_error("engine: poll failed: %s", strerror(errno));
+			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+			continue;
+		}
+		if (r > 0 && (pfd[0].revents & POLLIN)) {
+			char buf[64];
+			while (read(e->wake[0], buf, sizeof(buf)) > 0)
+				;
+			atomic_store(&e->wake_pending, false);
+		}
+
+		/* Commands first, so this turn's submits meet this turn's dispatch. */
+		int s_first = bk_first + bk_n;
+		for (size_t i = 0; r > 0 && i < e->n_active; i++)
+			if (pfd[s_first + (int)i].revents)
+				session_on_io(e->active[i], pfd[s_first + (int)i].revents);
+
+		bool bk_ready = e->kicked;
+		for (int i = bk_first; r > 0 && i < bk_first + bk_n; i++)
+			bk_ready |= pfd[i].revents != 0;
+		if (bk_timeout >= 0 && net_now_ms() - before >= bk_timeout)
+			bk_ready = true;
+		if (bk_ready || e->kicked)
+			dispatch(e);
+
+		for (size_t i = 0; i < e->n_active;) {
+			struct session *s = e->active[i];
+			if (e->kicked)
+				dispatch(e);
+			if (session_turn(s)) {
+				e->active[i] = e->active[--e->n_active];
+				session_engine_done(s);
+			} else {
+				i++;
+			}
+		}
+	}
+
+	if (e->attached)
+		ops->loop_detach(e->backend);
+	e->attached = false;
+	current_engine = NULL;
+	return NULL;
+}
+
+int engine_start(struct engine *e)
+{
+	if (e->running)
+		return 0;
+	e->stop = false;
+	if (pthread_create(&e->thread, NULL, engine_main, e) != 0)
+		return -LNX_ENOMEM;
+	e->running = true;
+	return 0;
+}
+
+void engine_stop(struct engine *e)
+{
+	if (!e || !e->running)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->stop = true;
+	pthread_mutex_unlock(&e->lock);
+	engine_wake(e);
+	pthread_join(e->thread, NULL);
+	e->running = false;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	engine_stop(e);
+	close(e->wake[0]);
+	close(e->wake[1]);
+	pthread_mutex_destroy(&e->lock);
+	free(e->incoming);
+	free(e->active);
+	free(e->pfd);
+	free(e);
+}

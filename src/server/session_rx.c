@@ -1,0 +1,271 @@
+/* The session's input: the command stream framed out of a read buffer.
+ *
+ * One recv fills the buffer with as many commands as the socket holds; the
+ * parser then starts every complete one. A CMD_SUBMIT's body (OUT data,
+ * iso descriptors) goes into its URB's own buffer: what is already in the
+ * read buffer is copied, a large remainder is read straight into the URB.
+ * Every length was bounded by the header decoder before anything is
+ * allocated here. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "server/session_internal.h"
+
+/* A body remainder at least this big is read straight into the URB. */
+#define RX_DIRECT_MIN (16u * 1024u)
+#define RX_READS_PER_TURN 4
+
+bool session_rx_blocked(const struct session *s)
+{
+	return s->tx_n > 0 &&
+	       (s->tx_n >= s->limits.max_urbs || s->tx_bytes >= s->limits.max_bytes);
+}
+
+bool session_rx_has_command(const struct session *s)
+{
+	size_t avail = s->rx_len - s->rx_off;
+	return s->rx_urb ? avail > 0 : avail >= USBIP_HEADER_SIZE;
+}
+
+static bool iso_is_back_to_back(const struct usbip_iso_desc *d, uint32_t count)
+{
+	uint32_t pos = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		if (d[i].offset != pos)
+			return false;
+		pos += d[i].length;
+	}
+	return true;
+}
+
+/* Decodes the iso descriptors behind the data and lays the packets out the
+ * backend's way (back to back). Returns 0, a positive Linux errno to fail
+ * the URB with, or a negative one for the session. */
+static int parse_iso(struct session *s, struct urb *u, const uint8_t *raw)
+{
+	uint32_t count = u->iso_count;
+	uint32_t buffer_length = u->cmd.u.cmd_submit.transfer_buffer_length;
+	size_t wire_len = (size_t)count * USBIP_ISO_DESC_SIZE;
+	u->iso_wire = calloc(count, sizeof(*u->iso_wire));
+	u->iso_bk = calloc(count, sizeof(*u->iso_bk));
+	u->iso_out = malloc(wire_len);
+	if (!u->iso_wire || !u->iso_bk || !u->iso_out)
+		return LNX_ENOMEM;
+	int rc = usbip_iso_descs_decode(raw, wire_len, count, u->iso_wire);
+	if (rc == USBIP_OK)
+		rc = usbip_iso_validate_submit(u->iso_wire, count, buffer_length);
+	if (rc != USBIP_OK) {
+		log_warn("session %s: seqnum %u: %s", s->peer, u->cmd.seqnum,
+			 usbip_codec_strerror(rc));
+		return LNX_EINVAL;
+	}
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		u->iso_bk[i].length = u->iso_wire[i].length;
+		total += u->iso_wire[i].length;
+	}
+	if (total > buffer_length)
+		return LNX_EINVAL;
+
+	/* OUT packets the client placed elsewhere are gathered back to back. */
+	if (!u->cmd.direction && !iso_is_back_to_back(u->iso_wire, count)) {
+		u->iso_packed = malloc(total ? total : 1);
+		if (!u->iso_packed)
+			return LNX_ENOMEM;
+		size_t pos = 0;
+		for (uint32_t i = 0; i < count; i++) {
+			memcpy(u->iso_packed + pos, u->buf + u->iso_wire[i].offset,
+			       u->iso_wire[i].length);
+			pos += u->iso_wire[i].length;
+		}
+		u->xfer.buffer = u->iso_packed;
+	}
+	u->xfer.length = (uint32_t)total;
+	u->xfer.num_iso_packets = count;
+	u->xfer.iso = u->iso_bk;
+	return 0;
+}
+
+/* The whole message is in: decide and start. */
+static void body_done(struct session *s)
+{
+	struct urb *u = s->rx_urb;
+	s->rx_urb = NULL;
+	if (u->iso_count > 0) {
+		/* Descriptors sit behind the data area, whichever the direction. */
+		size_t setup = u->cmd.ep == 0 ? USBIP_SETUP_SIZE : 0;
+		int rc = parse_iso(s, u, u->buf + setup + u->cmd.u.cmd_submit.transfer_buffer_length);
+		if (rc > 0 && !u->fail)
+			u->fail = rc;
+	}
+	session_urb_start(s, u);
+}
+
+/* A CMD_SUBMIT header: takes an URB with room for setup, data and iso
+ * descriptors, and starts reading its body. Returns false if the session
+ * must end. */
+static bool begin_submit(struct session *s, const struct usbip_header *h)
+{
+	const struct usbip_cmd_submit *c = &h->u.cmd_submit;
+	uint32_t len = c->transfer_buffer_length;
+	size_t setup = h->ep == 0 ? USBIP_SETUP_SIZE : 0;
+	uint32_t iso_count = usbip_iso_count(c->number_of_packets);
+	size_t iso_raw = (size_t)iso_count * USBIP_ISO_DESC_SIZE;
+	size_t cost = sizeof(struct urb) + setup + len +
+		      (size_t)iso_count * (USBIP_ISO_DESC_SIZE * 2 + sizeof(struct usbip_iso_desc) +
+					   sizeof(struct bk_iso_packet));
+
+	struct urb *u = session_urb_get(s, setup + len + iso_raw);
+	if (!u) {
+		log_error("session %s: out of memory for seqnum %u, closing", s->peer, h->seqnum);
+		return false;
+	}
+	u->cmd = *h;
+	u->cost = cost;
+	s->n_urbs++;
+	s->bytes += cost;
+	u->iso_count = iso_count;
+	u->xfer.buffer = u->buf;
+	u->xfer.length = (uint32_t)(setup + len);
+	u->xfer.complete = session_urb_complete;
+	u->xfer.user = u;
+	u->xfer.endpoint = (uint8_t)(h->ep | (h->direction == USBIP_DIR_IN ? 0x80 : 0));
+	if (setup)
+		memcpy(u->buf, c->setup, USBIP_SETUP_SIZE);
+
+	s->rx_urb = u;
+	s->rx_dst = u->buf + setup;
+	s->rx_need = (h->direction == USBIP_DIR_OUT ? len : 0) + iso_raw;
+	if (h->direction == USBIP_DIR_IN)
+		s->rx_dst = u->buf + setup + len; /* only descriptors follow */
+	return true;
+}
+
+/* Answers a CMD_UNLINK per the rules in PROTOCOL.md. */
+static void handle_unlink(struct session *s, const struct usbip_header *h)
+{
+	struct urb *u = session_urb_find(s, h->u.cmd_unlink.seqnum);
+	if (!u || u->n_unlinks == URB_MAX_UNLINKS) {
+		/* Already answered (its RET_SUBMIT is queued or sent) or unknown:
+		 * status 0, and any RET_SUBMIT stands. */
+		session_tx_ret_unlink(s, h->seqnum, 0);
+		return;
+	}
+	/* The completion answers it, whichever way it goes; a cancel that
+	 * comes too late just lets the RET_SUBMIT stand. */
+	u->unlink_seqnum[u->n_unlinks] = h->seqnum;
+	if (u->n_unlinks++ == 0 && u->state == URB_BACKEND)
+		bk_cancel(s->handle, &u->xfer);
+}
+
+/* One 48-byte header. Returns false if the session must end. */
+static bool handle_header(struct session *s, const uint8_t *raw)
+{
+	struct usbip_header h;
+	int rc = usbip_header_decode(raw, USBIP_HEADER_SIZE, &h);
+	if (rc != USBIP_OK) {
+		log_warn("session %s: malformed command (%s), closing", s->peer,
+			 usbip_codec_strerror(rc));
+		return false;
+	}
+	if (h.devid != s->devid) {
+		log_warn("session %s: devid 0x%08x is not the imported 0x%08x, closing", s->peer,
+			 h.devid, s->devid);
+		return false;
+	}
+	if (h.command == USBIP_CMD_SUBMIT)
+		return begin_submit(s, &h);
+	if (h.command == USBIP_CMD_UNLINK) {
+		handle_unlink(s, &h);
+		return true;
+	}
+	log_warn("session %s: unexpected command %u from client, closing", s->peer, h.command);
+	return false;
+}
+
+void session_rx_parse(struct session *s)
+{
+	while (!s->closing) {
+		if (s->rx_urb) {
+			size_t avail = s->rx_len - s->rx_off;
+			size_t n = avail < s->rx_need ? avail : s->rx_need;
+			memcpy(s->rx_dst, s->rx + s->rx_off, n);
+			s->rx_off += n;
+			s->rx_dst += n;
+			s->rx_need -= n;
+			if (s->rx_need > 0)
+				return;
+			body_done(s);
+			continue;
+		}
+		if (session_rx_blocked(s) || s->rx_len - s->rx_off < USBIP_HEADER_SIZE)
+			return;
+		const uint8_t *raw = s->rx + s->rx_off;
+		s->rx_off += USBIP_HEADER_SIZE;
+		if (!handle_header(s, raw)) {
+			session_begin_close(s, "protocol error");
+			return;
+		}
+	}
+}
+
+static void input_ended(struct session *s, ssize_t r)
+{
+	s->rx_eof = true;
+	if (r == 0) {
+		bool mid = s->rx_urb || s->rx_len > s->rx_off;
+		session_begin_close(s, atomic_load(&s->device_gone) ? "device left"
+				       : mid ? "client closed the connection mid-message"
+					     : "client closed the connection");
+	} else {
+		log_info("session %s: connection lost (%s)", s->peer, strerror((int)-r));
+		session_begin_close(s, "connection lost");
+	}
+}
+
+void session_rx_read(struct session *s)
+{
+	for (int i = 0; i < RX_READS_PER_TURN && !s->closing && !session_rx_blocked(s); i++) {
+		uint8_t *dst;
+		size_t room;
+		bool direct = s->rx_urb && s->rx_off == s->rx_len && s->rx_need >= RX_DIRECT_MIN;
+		if (direct) {
+			dst = s->rx_dst;
+			room = s->rx_need;
+		} else {
+			if (s->rx_off > 0) {
+				memmove(s->rx, s->rx + s->rx_off, s->rx_len - s->rx_off);
+				s->rx_len -= s->rx_off;
+				s->rx_off = 0;
+			}
+			dst = s->rx + s->rx_len;
+			room = SESSION_RX_SIZE - s->rx_len;
+			if (room == 0)
+				return; /* parse first (only while blocked) */
+		}
+		ssize_t r = recv(s->fd, dst, room, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (r <= 0) {
+			input_ended(s, r < 0 ? -errno : 0);
+			return;
+		}
+		if (direct) {
+			s->rx_dst += r;
+			s->rx_need -= (size_t)r;
+			if (s->rx_need == 0)
+				body_done(s);
+		} else {
+			s->rx_len += (size_t)r;
+		}
+		session_rx_parse(s);
+		if ((size_t)r < room)
+			return; /* the socket is empty for now */
+	}
+}
