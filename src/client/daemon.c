@@ -399,8 +399,17 @@ static void on_device_event(struct server_ctx *s, enum notify_v2_type type,
 		dec = reconcile_on_held(dev, ids_known, s->att, s->natt, &d->cfg.filter, &why);
 	else
 		dec = reconcile_on_plugged(dev, ids_known, s->att, s->natt, &d->cfg.filter, &why);
+	if (dec == DECIDE_REATTACH || dec == DECIDE_DETACH) {
+		int k = attachment_find(s->att, s->natt, dev->busid);
+		if (k >= 0) {
+			log_info("%s: session for %s on vhci port %d ended (not held any more)",
+				 s->spec->host, dev->busid, s->att[k].port);
+			detach_locked(s, (size_t)k);
+			state_write_locked(d);
+		}
+	}
 	pthread_mutex_unlock(&d->lock);
-	if (dec == DECIDE_ATTACH)
+	if (dec == DECIDE_ATTACH || dec == DECIDE_REATTACH)
 		attach_device(s, dev->busid, dev, ids_known);
 	else if (why != REASON_NONE)
 		log_debug("%s: %s: %s", s->spec->host, dev->busid, event_reason_str(why));

@@ -240,9 +240,17 @@ enum event_decision reconcile_on_held(const struct notify_v2_device *dev, bool i
 				      const struct attachment *att, size_t natt,
 				      const struct client_filter *f, enum event_reason *why)
 {
-	if (dev->held && attachment_find(att, natt, dev->busid) < 0) {
+	bool ours = attachment_find(att, natt, dev->busid) >= 0;
+	if (dev->held && !ours) {
 		*why = REASON_STILL_HELD;
 		return DECIDE_NOTHING;
+	}
+	/* We hold an attachment, yet nobody holds the device: our session
+	 * ended (vhci may not show the port free yet, it frees it just after
+	 * the connection closes). Attach again if it is still wanted. */
+	if (!dev->held && ours) {
+		enum event_decision d = decide_attach(dev, ids_known, NULL, 0, f, why);
+		return d == DECIDE_ATTACH ? DECIDE_REATTACH : DECIDE_DETACH;
 	}
 	return decide_attach(dev, ids_known, att, natt, f, why);
 }

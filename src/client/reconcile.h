@@ -106,6 +106,7 @@ enum event_decision {
 	DECIDE_NOTHING = 0,
 	DECIDE_ATTACH,
 	DECIDE_DETACH,
+	DECIDE_REATTACH, /* our session ended (the server says nobody holds it): forget, attach */
 };
 
 /* Why nothing is done, for logs. */

@@ -290,6 +290,10 @@ static void test_event_table(void **state)
 		  DECIDE_NOTHING, REASON_ALREADY_ATTACHED },
 		{ "held=0 but filtered", EV_HELD, "0525", true, dev("1-2", 1, 2, "", false),
 		  DECIDE_NOTHING, REASON_FILTERED },
+		{ "held=0 while ours: our session ended, attach again", EV_HELD, NULL, true,
+		  dev("1-1", 1, 2, "", false), DECIDE_REATTACH, REASON_NONE },
+		{ "held=0 while ours, now filtered: just forget", EV_HELD, "0525", true,
+		  dev("1-1", 1, 2, "", false), DECIDE_DETACH, REASON_FILTERED },
 	};
 	for (size_t i = 0; i < N(cases); i++) {
 		const char *allow[] = { cases[i].allow, NULL };
