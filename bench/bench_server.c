@@ -174,7 +174,7 @@ static void print_resources(bool hwm_per_run)
 	printf("%-16s %5s | %-36s | %-15s | %-15s | %s\n", "", "", "server", "raw TCP peer",
 	       "sim alone", "client");
 	printf("%-16s %5s | %5s %8s %9s %10s | %6s %8s | %6s %8s | %s\n", "case", "inflt",
-	       "cores", "us/URB", "s/GiB", hwm_per_run ? "HWM MiB" : "(HWM n/a)", "us/URB",
+	       "cores", "us/URB", "s/GiB", hwm_per_run ? "pk RSS MiB" : "pk(all)MiB", "us/URB",
 	       "s/GiB", "us/URB", "s/GiB", "CPU% srv/tcp/sim");
 	print_rule();
 	for (size_t i = 0; i < NCASES; i++) {
@@ -266,6 +266,8 @@ int main(int argc, char **argv)
 		die("server_start", rc);
 	int port = server_port(srv);
 
+	struct bench_mem mem_bare;
+	bench_mem_read(&mem_bare);
 	struct bench_client *cl = bench_client_new();
 	struct bench_peer *peer = bench_peer_new();
 	struct bench_direct *direct = bench_direct_new();
@@ -316,10 +318,12 @@ int main(int argc, char **argv)
 	print_resources(hwm_per_run);
 
 	bench_mem_read(&mem_end);
-	printf("\nprocess RSS (server, sim and this bench in one process; the bench's own "
-	       "buffers were allocated and touched before the first reading):\n"
+	printf("\nprocess RSS (server, sim and this bench in one process): VmRSS after "
+	       "server_start %.1f MiB, + the bench's own buffers (touched) %.1f MiB;\n"
 	       "  VmRSS before the first URB %.1f MiB, after the last %.1f MiB (growth %+.1f MiB);"
 	       " peak VmHWM %s %.1f MiB (growth %+.1f MiB)\n",
+	       (double)mem_bare.rss_kib / 1024.0,
+	       (double)(mem_start.rss_kib - mem_bare.rss_kib) / 1024.0,
 	       (double)mem_start.rss_kib / 1024.0, (double)mem_end.rss_kib / 1024.0,
 	       (double)(mem_end.rss_kib - mem_start.rss_kib) / 1024.0,
 	       hwm_per_run ? "during server runs" : "since process start",
