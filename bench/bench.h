@@ -50,6 +50,8 @@ struct bench_hist {
 
 void bench_hist_clear(struct bench_hist *h);
 void bench_hist_add(struct bench_hist *h, uint64_t ns);
+/* Adds src's samples to dst. */
+void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
 /* The q-quantile (0..1) in ns, as its bucket's midpoint; 0 when empty. */
 double bench_hist_quantile(const struct bench_hist *h, double q);
 
@@ -76,6 +78,9 @@ struct bench_result {
 	uint64_t process_cpu_ns; /* the whole process's CPU time */
 	struct bench_hist lat;   /* per-URB submit -> reply */
 };
+
+/* Adds one round's figures to a total (wall times and CPU times add up). */
+void bench_result_add(struct bench_result *total, const struct bench_result *round);
 
 struct bench_timing {
 	uint64_t warmup_ns;  /* run, then forget, before the window opens */

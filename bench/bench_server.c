@@ -6,9 +6,16 @@
  * timed tests. Uses the server's public API only (server.h), so it measures
  * any session engine behind it.
  *
- * Usage: bench_server [-t SECONDS] [-w SECONDS] [-c FILTER]
- *   -t  measured window per run (default 1, or $BENCH_SECONDS)
- *   -w  warm-up per run before the window (default 0.2)
+ * Each case runs the three ways (server, raw TCP, sim) in R rounds, the
+ * order rotating each round (ABC, BCA, CAB, ...), so that drift on a shared
+ * machine lands on all three alike; figures are the rounds' totals and the
+ * ratios' min-max over the rounds show the noise.
+ *
+ * Usage: bench_server [-t SECONDS] [-r ROUNDS] [-w SECONDS] [-c FILTER]
+ *   -t  measured time per way and case, split over the rounds (default 1,
+ *       or $BENCH_SECONDS)
+ *   -r  rounds (default 3)
+ *   -w  warm-up before each round's window, not measured (default 0.1)
  *   -c  only the cases whose name contains FILTER, e.g. "bulk OUT"
  * Or: meson test -C build --benchmark; scripts/bench.sh for a release build. */
 #include <errno.h>
@@ -49,12 +56,14 @@ enum { SERVER, TCP, SIM, NWAYS };
 
 struct case_result {
 	bool ran;
-	struct bench_result r[NWAYS];
-	long server_hwm_kib; /* VmHWM at the end of the server run */
+	struct bench_result r[NWAYS];  /* summed over the rounds */
+	double ratio_min[NWAYS], ratio_max[NWAYS]; /* server / way, per round */
+	long server_hwm_kib; /* highest VmHWM at the end of a server run */
 };
 
 /* Static and touched in main before the first reading of RSS. */
 static struct case_result results[NCASES];
+static struct bench_result round_result;
 
 static void die(const char *what, int err)
 {
@@ -132,7 +141,7 @@ static int run_server(int port, struct bench_client *cl, const struct bench_patt
 
 static void print_rule(void)
 {
-	printf("%.*s\n", 118,
+	printf("%.*s\n", 128,
 	       "--------------------------------------------------------------------------------"
 	       "------------------------------------------------------------");
 }
@@ -141,8 +150,9 @@ static void print_section(bool bytes)
 {
 	const char *u = bytes ? "MB/s" : "URB/s";
 	printf("\n%-16s %5s | %-25s | %-25s | %-25s | %s\n", "", "",
-	       "server (sim over TCP)", "raw loopback TCP", "sim backend alone", "ratios");
-	printf("%-16s %5s | %9s %7s %7s | %9s %7s %7s | %9s %7s %7s | %7s %7s\n", "case",
+	       "server (sim over TCP)", "raw loopback TCP", "sim backend alone",
+	       "ratios [min-max of rounds]");
+	printf("%-16s %5s | %9s %7s %7s | %9s %7s %7s | %9s %7s %7s | %-17s %-17s\n", "case",
 	       "inflt", u, "p50 us", "p99 us", u, "p50 us", "p99 us", u, "p50 us", "p99 us",
 	       "srv/tcp", "srv/sim");
 	print_rule();
@@ -160,8 +170,9 @@ static void print_row(const struct bench_case *c, const struct case_result *cr, 
 		       us(bench_hist_quantile(&r->lat, 0.50)),
 		       us(bench_hist_quantile(&r->lat, 0.99)));
 	}
-	printf(" %7.3f %7.3f\n", v[TCP] > 0 ? v[SERVER] / v[TCP] : 0.0,
-	       v[SIM] > 0 ? v[SERVER] / v[SIM] : 0.0);
+	printf(" %5.3f [%.2f-%.2f] %5.3f [%.2f-%.2f]\n", v[TCP] > 0 ? v[SERVER] / v[TCP] : 0.0,
+	       cr->ratio_min[TCP], cr->ratio_max[TCP], v[SIM] > 0 ? v[SERVER] / v[SIM] : 0.0,
+	       cr->ratio_min[SIM], cr->ratio_max[SIM]);
 	fflush(stdout);
 }
 
@@ -202,9 +213,11 @@ static void print_resources(bool hwm_per_run)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_server [-t SECONDS] [-w SECONDS] [-c FILTER]\n"
-			"  -t  measured window per run (default 1, or $BENCH_SECONDS)\n"
-			"  -w  warm-up per run before the window (default 0.2)\n"
+	fprintf(stderr, "usage: bench_server [-t SECONDS] [-r ROUNDS] [-w SECONDS] [-c FILTER]\n"
+			"  -t  measured time per way and case, split over the rounds\n"
+			"      (default 1, or $BENCH_SECONDS)\n"
+			"  -r  rounds, the order of server/raw TCP/sim rotating (default 3)\n"
+			"  -w  warm-up before each round's window (default 0.1)\n"
 			"  -c  only the cases whose name contains FILTER\n");
 	exit(2);
 }
@@ -220,17 +233,23 @@ static double parse_seconds(const char *s)
 
 int main(int argc, char **argv)
 {
-	double window_s = 1.0, warmup_s = 0.2;
+	double window_s = 1.0, warmup_s = 0.1;
+	int rounds = 3;
 	const char *filter = NULL;
 	const char *env = getenv("BENCH_SECONDS");
 	int opt;
 
 	if (env != NULL && *env != '\0')
 		window_s = parse_seconds(env);
-	while ((opt = getopt(argc, argv, "t:w:c:h")) != -1) {
+	while ((opt = getopt(argc, argv, "t:r:w:c:h")) != -1) {
 		switch (opt) {
 		case 't':
 			window_s = parse_seconds(optarg);
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			if (rounds < 1 || rounds > 100)
+				usage();
 			break;
 		case 'w':
 			warmup_s = parse_seconds(optarg);
@@ -246,7 +265,7 @@ int main(int argc, char **argv)
 		usage();
 	const struct bench_timing timing = {
 		.warmup_ns = (uint64_t)(warmup_s * 1e9),
-		.window_ns = (uint64_t)(window_s * 1e9),
+		.window_ns = (uint64_t)(window_s / rounds * 1e9),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
@@ -274,17 +293,18 @@ int main(int argc, char **argv)
 	if (cl == NULL || peer == NULL || direct == NULL)
 		die("allocating buffers", ENOMEM);
 	memset(results, 0, sizeof(results));
+	memset(&round_result, 0, sizeof(round_result));
 
 	struct bench_mem mem_start, mem_end, mem;
 	bench_mem_read(&mem_start);
 	bool hwm_per_run = bench_mem_reset_peak();
 	long hwm_max = mem_start.hwm_kib;
 
-	printf("bench_server: %.2f s window + %.2f s warm-up per run; %ld CPUs online; "
-	       "64 B URB rows in URB/s, 64 KiB rows in MB/s (10^6 B/s);\n"
-	       "latency = per-URB submit -> reply at the client; one pipelined client thread "
-	       "drives all three.\n",
-	       window_s, warmup_s, sysconf(_SC_NPROCESSORS_ONLN));
+	printf("bench_server: per case and way %.2f s measured in %d rounds (+ %.2f s warm-up "
+	       "each), order rotating; %ld CPUs online.\n"
+	       "64 B rows in URB/s, 64 KiB rows in MB/s (10^6 B/s); latency = per-URB submit -> "
+	       "reply at the client;\none pipelined client thread drives all three ways.\n",
+	       window_s, rounds, warmup_s, sysconf(_SC_NPROCESSORS_ONLN));
 
 	int section = -1;
 	for (size_t i = 0; i < NCASES; i++) {
@@ -300,18 +320,44 @@ int main(int argc, char **argv)
 		}
 		struct case_result *cr = &results[i];
 
-		if ((rc = bench_direct_run(direct, b, BUSID, &c->p, &timing, &cr->r[SIM])) < 0)
-			die("sim direct run", rc);
-		if ((rc = run_tcp(peer, cl, &c->p, &timing, &cr->r[TCP])) < 0)
-			die("raw TCP run", rc);
-		if (hwm_per_run)
-			bench_mem_reset_peak();
-		if ((rc = run_server(port, cl, &c->p, &timing, &cr->r[SERVER])) < 0)
-			die("server run", rc);
-		bench_mem_read(&mem);
-		cr->server_hwm_kib = mem.hwm_kib;
-		if (mem.hwm_kib > hwm_max)
-			hwm_max = mem.hwm_kib;
+		for (int r = 0; r < rounds; r++) {
+			double v[NWAYS];
+			for (int k = 0; k < NWAYS; k++) {
+				int w = (r + k) % NWAYS;
+				struct bench_result *res = &round_result;
+				switch (w) {
+				case SIM:
+					rc = bench_direct_run(direct, b, BUSID, &c->p, &timing, res);
+					if (rc < 0)
+						die("sim direct run", rc);
+					break;
+				case TCP:
+					if ((rc = run_tcp(peer, cl, &c->p, &timing, res)) < 0)
+						die("raw TCP run", rc);
+					break;
+				case SERVER:
+					if (hwm_per_run)
+						bench_mem_reset_peak();
+					if ((rc = run_server(port, cl, &c->p, &timing, res)) < 0)
+						die("server run", rc);
+					bench_mem_read(&mem);
+					if (mem.hwm_kib > cr->server_hwm_kib)
+						cr->server_hwm_kib = mem.hwm_kib;
+					if (mem.hwm_kib > hwm_max)
+						hwm_max = mem.hwm_kib;
+					break;
+				}
+				v[w] = rate(res);
+				bench_result_add(&cr->r[w], res);
+			}
+			for (int w = 0; w < NWAYS; w++) {
+				double q = v[w] > 0 ? v[SERVER] / v[w] : 0.0;
+				if (r == 0 || q < cr->ratio_min[w])
+					cr->ratio_min[w] = q;
+				if (r == 0 || q > cr->ratio_max[w])
+					cr->ratio_max[w] = q;
+			}
+		}
 		cr->ran = true;
 		print_row(c, cr, bytes);
 	}

@@ -103,6 +103,23 @@ void bench_hist_add(struct bench_hist *h, uint64_t ns)
 	h->count++;
 }
 
+void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
+{
+	for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++)
+		dst->bucket[i] += src->bucket[i];
+	dst->count += src->count;
+}
+
+void bench_result_add(struct bench_result *total, const struct bench_result *round)
+{
+	total->urbs += round->urbs;
+	total->bytes += round->bytes;
+	total->wall_ns += round->wall_ns;
+	total->client_cpu_ns += round->client_cpu_ns;
+	total->process_cpu_ns += round->process_cpu_ns;
+	bench_hist_merge(&total->lat, &round->lat);
+}
+
 double bench_hist_quantile(const struct bench_hist *h, double q)
 {
 	if (h->count == 0)
