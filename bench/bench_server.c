@@ -152,7 +152,7 @@ static void print_section(bool bytes)
 	printf("\n%-16s %5s | %-25s | %-25s | %-25s | %s\n", "", "",
 	       "server (sim over TCP)", "raw loopback TCP", "sim backend alone",
 	       "ratios [min-max of rounds]");
-	printf("%-16s %5s | %9s %7s %7s | %9s %7s %7s | %9s %7s %7s | %-17s %-17s\n", "case",
+	printf("%-16s %5s | %9s %7s %7s | %9s %7s %7s | %9s %7s %7s | %-17s %s\n", "case",
 	       "inflt", u, "p50 us", "p99 us", u, "p50 us", "p99 us", u, "p50 us", "p99 us",
 	       "srv/tcp", "srv/sim");
 	print_rule();
