@@ -25,6 +25,14 @@ uint64_t bench_now_ns(void);         /* CLOCK_MONOTONIC */
 uint64_t bench_thread_cpu_ns(void);  /* CLOCK_THREAD_CPUTIME_ID of the caller */
 uint64_t bench_process_cpu_ns(void); /* CLOCK_PROCESS_CPUTIME_ID: every thread */
 
+/* Context switches (voluntary + involuntary, getrusage) of the whole
+ * process and of the calling thread (0 where RUSAGE_THREAD is missing). */
+struct bench_ctxsw {
+	uint64_t process;
+	uint64_t thread;
+};
+void bench_ctxsw_read(struct bench_ctxsw *c);
+
 /* VmRSS / VmHWM of this process in KiB (-1 when /proc is missing). */
 struct bench_mem {
 	long rss_kib;
@@ -76,6 +84,8 @@ struct bench_result {
 	uint64_t wall_ns;    /* window start to the last completion */
 	uint64_t client_cpu_ns;  /* the driving thread's own CPU time */
 	uint64_t process_cpu_ns; /* the whole process's CPU time */
+	uint64_t client_ctxsw;   /* the driving thread's context switches */
+	uint64_t process_ctxsw;  /* the whole process's */
 	struct bench_hist lat;   /* per-URB submit -> reply */
 };
 

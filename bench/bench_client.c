@@ -242,6 +242,7 @@ int bench_client_run(struct bench_client *c, int fd, uint32_t devid,
 	const uint64_t begin = bench_now_ns();
 	const uint64_t open_at = begin + t->warmup_ns, close_at = open_at + t->window_ns;
 	uint64_t opened = 0, last = 0, cpu0 = 0, pcpu0 = 0;
+	struct bench_ctxsw cs0 = { 0, 0 }, cs1;
 	bool is_open = false;
 
 	for (;;) {
@@ -251,6 +252,7 @@ int bench_client_run(struct bench_client *c, int fd, uint32_t devid,
 			opened = last = now;
 			cpu0 = bench_thread_cpu_ns();
 			pcpu0 = bench_process_cpu_ns();
+			bench_ctxsw_read(&cs0);
 		}
 
 		/* Refill every free slot in one send. */
@@ -320,5 +322,8 @@ int bench_client_run(struct bench_client *c, int fd, uint32_t devid,
 	out->wall_ns = last - opened;
 	out->client_cpu_ns = bench_thread_cpu_ns() - cpu0;
 	out->process_cpu_ns = bench_process_cpu_ns() - pcpu0;
+	bench_ctxsw_read(&cs1);
+	out->client_ctxsw = cs1.thread - cs0.thread;
+	out->process_ctxsw = cs1.process - cs0.process;
 	return 0;
 }

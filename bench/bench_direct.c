@@ -166,6 +166,7 @@ int bench_direct_run(struct bench_direct *d, struct backend *b, const char *busi
 	const uint64_t begin = bench_now_ns();
 	const uint64_t open_at = begin + t->warmup_ns, close_at = open_at + t->window_ns;
 	uint64_t opened = 0, last = 0, cpu0 = 0, pcpu0 = 0;
+	struct bench_ctxsw cs0 = { 0, 0 }, cs1;
 	bool is_open = false;
 
 	pthread_mutex_lock(&d->lock);
@@ -176,6 +177,7 @@ int bench_direct_run(struct bench_direct *d, struct backend *b, const char *busi
 			opened = last = now;
 			cpu0 = bench_thread_cpu_ns();
 			pcpu0 = bench_process_cpu_ns();
+			bench_ctxsw_read(&cs0);
 		}
 		/* Submit outside our lock: the completion takes it. */
 		int batch[BENCH_MAX_DEPTH], n = 0;
@@ -222,6 +224,9 @@ int bench_direct_run(struct bench_direct *d, struct backend *b, const char *busi
 	out->wall_ns = last - opened;
 	out->client_cpu_ns = bench_thread_cpu_ns() - cpu0;
 	out->process_cpu_ns = bench_process_cpu_ns() - pcpu0;
+	bench_ctxsw_read(&cs1);
+	out->client_ctxsw = cs1.thread - cs0.thread;
+	out->process_ctxsw = cs1.process - cs0.process;
 	b->ops->release_interface(h, 0);
 	b->ops->close(h);
 	return is_open ? 0 : -ETIME;

@@ -178,36 +178,42 @@ static void print_row(const struct bench_case *c, const struct case_result *cr, 
 
 static void print_resources(bool hwm_per_run)
 {
-	printf("\nCPU and memory (CPU = process CPU time minus the driving client thread's "
-	       "own, over the window;\n"
-	       "  server = server threads + sim event thread; raw TCP = the echo peer thread; "
-	       "sim = its event thread)\n");
-	printf("%-16s %5s | %-36s | %-15s | %-15s | %s\n", "", "", "server", "raw TCP peer",
+	printf("\nCPU, context switches and memory over the measured windows (CPU = process CPU "
+	       "time minus the driving client\n"
+	       "  thread's own; csw = process context switches (getrusage) minus the client's; "
+	       "server = server threads + sim\n"
+	       "  event thread; raw TCP = the echo peer thread; sim = its event thread; client "
+	       "CPU%% = client thread CPU / wall)\n");
+	printf("%-16s %5s | %-42s | %-22s | %-22s | %s\n", "", "", "server", "raw TCP peer",
 	       "sim alone", "client");
-	printf("%-16s %5s | %5s %8s %9s %10s | %6s %8s | %6s %8s | %s\n", "case", "inflt",
-	       "cores", "us/URB", "s/GiB", hwm_per_run ? "pk RSS MiB" : "pk(all)MiB", "us/URB",
-	       "s/GiB", "us/URB", "s/GiB", "CPU% srv/tcp/sim");
+	printf("%-16s %5s | %5s %7s %8s %6s %11s | %6s %7s %7s | %6s %7s %7s | %s\n", "case",
+	       "inflt", "cores", "us/URB", "s/GiB", "csw/U", hwm_per_run ? "pk RSS MiB" : "pk(all)MiB",
+	       "us/URB", "s/GiB", "csw/U", "us/URB", "s/GiB", "csw/U", "CPU% srv/tcp/sim");
 	print_rule();
 	for (size_t i = 0; i < NCASES; i++) {
 		const struct case_result *cr = &results[i];
 		if (!cr->ran)
 			continue;
-		double per_urb[NWAYS], per_gib[NWAYS], cli[NWAYS];
+		double per_urb[NWAYS], per_gib[NWAYS], csw[NWAYS], cli[NWAYS];
 		for (int w = 0; w < NWAYS; w++) {
 			const struct bench_result *r = &cr->r[w];
 			double cpu = other_cpu_ns(r);
+			double sw = (double)r->process_ctxsw - (double)r->client_ctxsw;
 			per_urb[w] = r->urbs ? cpu / 1e3 / (double)r->urbs : 0.0;
 			per_gib[w] = r->bytes ? cpu / 1e9 / ((double)r->bytes / (1024.0 * 1024 * 1024))
 					      : 0.0;
+			csw[w] = r->urbs && sw > 0 ? sw / (double)r->urbs : 0.0;
 			cli[w] = r->wall_ns ? 100.0 * (double)r->client_cpu_ns / (double)r->wall_ns
 					    : 0.0;
 		}
 		const struct bench_result *s = &cr->r[SERVER];
 		double cores = s->wall_ns ? other_cpu_ns(s) / (double)s->wall_ns : 0.0;
-		printf("%-16s %5d | %5.2f %8.2f %9.2f %10.1f | %6.2f %8.2f | %6.2f %8.2f | %3.0f/%3.0f/%3.0f\n",
+		printf("%-16s %5d | %5.2f %7.2f %8.2f %6.2f %11.1f | %6.2f %7.2f %7.2f | %6.2f %7.2f "
+		       "%7.2f | %3.0f/%3.0f/%3.0f\n",
 		       cases[i].name, cases[i].p.depth, cores, per_urb[SERVER], per_gib[SERVER],
-		       (double)cr->server_hwm_kib / 1024.0, per_urb[TCP], per_gib[TCP],
-		       per_urb[SIM], per_gib[SIM], cli[SERVER], cli[TCP], cli[SIM]);
+		       csw[SERVER], (double)cr->server_hwm_kib / 1024.0, per_urb[TCP], per_gib[TCP],
+		       csw[TCP], per_urb[SIM], per_gib[SIM], csw[SIM], cli[SERVER], cli[TCP],
+		       cli[SIM]);
 	}
 }
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench.h"
@@ -28,6 +29,19 @@ uint64_t bench_thread_cpu_ns(void)
 uint64_t bench_process_cpu_ns(void)
 {
 	return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+void bench_ctxsw_read(struct bench_ctxsw *c)
+{
+	struct rusage ru;
+
+	c->process = c->thread = 0;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		c->process = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+#ifdef RUSAGE_THREAD
+	if (getrusage(RUSAGE_THREAD, &ru) == 0)
+		c->thread = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+#endif
 }
 
 void bench_mem_read(struct bench_mem *m)
@@ -117,6 +131,8 @@ void bench_result_add(struct bench_result *total, const struct bench_result *rou
 	total->wall_ns += round->wall_ns;
 	total->client_cpu_ns += round->client_cpu_ns;
 	total->process_cpu_ns += round->process_cpu_ns;
+	total->client_ctxsw += round->client_ctxsw;
+	total->process_ctxsw += round->process_ctxsw;
 	bench_hist_merge(&total->lat, &round->lat);
 }
 
