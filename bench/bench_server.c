@@ -11,6 +11,21 @@
  * machine lands on all three alike; figures are the rounds' totals and the
  * ratios' min-max over the rounds show the noise.
  *
+ * Reading the figures:
+ * - raw TCP is the same client and the same bytes against a peer thread that
+ *   answers at once (bench_peer.c): the loopback stack's own cost, a ceiling
+ *   no TCP server can pass. "srv/tcp" is therefore the server's overhead.
+ * - sim alone includes one thread hand-off per wake-up (the sim completes on
+ *   its own event thread) but no socket; its bulk IN fills every byte with a
+ *   pattern, which bounds 64 KiB IN at a few GB/s, while bulk OUT is a sink
+ *   that touches nothing, so OUT's srv/sim is small by construction.
+ * - 1 in flight is latency-bound: every URB waits for thread wake-ups, which
+ *   on a shared or virtual machine vary by 2x between runs; read p50 and the
+ *   CPU/context-switch columns (steadier) along with the rates.
+ * - The client thread's CPU% shows it is not the bottleneck; CPU and context
+ *   switches of the other threads are charged to the server (getrusage and
+ *   CLOCK_PROCESS_CPUTIME_ID minus the client thread's own).
+ *
  * Usage: bench_server [-t SECONDS] [-r ROUNDS] [-w SECONDS] [-c FILTER]
  *   -t  measured time per way and case, split over the rounds (default 1,
  *       or $BENCH_SECONDS)
