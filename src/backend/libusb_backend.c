@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,13 +126,13 @@ static void *event_thread(void *arg)
 {
 	struct lu_backend *b = arg;
 
-	while (!atomic_load(&b->stopping)) {
+	while (!atomic_load(&b->stopping) && !atomic_load(&b->event_stop)) {
 		struct timeval tv = {
 			.tv_sec = LU_EVENT_WAIT_MAX_MS / 1000u,
 			.tv_usec = (suseconds_t)((LU_EVENT_WAIT_MAX_MS % 1000u) * 1000u),
 		};
 		/* Returns early on events and on libusb_interrupt_event_handler
-		 * from stop(). */
+		 * from stop() or loop_attach(). */
 		int r = libusb_handle_events_timeout_completed(b->ctx, &tv, NULL);
 
 		if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED) {
@@ -142,6 +143,39 @@ static void *event_thread(void *arg)
 		}
 	}
 	return NULL;
+}
+
+/* Caller holds life_lock. */
+static int event_thread_start(struct lu_backend *b)
+{
+	atomic_store(&b->event_stop, false);
+	int r = pthread_create(&b->thread, NULL, event_thread, b);
+
+	if (r != 0)
+		return r;
+	pthread_mutex_lock(&b->lock);
+	b->event_thread_on = true;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* Caller holds life_lock. The interrupt wakes the thread from its wait in
+ * libusb at once; if it is between waits, the flag stays pending in the
+ * context and ends its next wait (or the next loop_dispatch) early. */
+static void event_thread_stop(struct lu_backend *b)
+{
+	pthread_mutex_lock(&b->lock);
+	bool on = b->event_thread_on;
+
+	pthread_mutex_unlock(&b->lock);
+	if (!on)
+		return;
+	atomic_store(&b->event_stop, true);
+	libusb_interrupt_event_handler(b->ctx);
+	pthread_join(b->thread, NULL);
+	pthread_mutex_lock(&b->lock);
+	b->event_thread_on = false;
+	pthread_mutex_unlock(&b->lock);
 }
 
 /* Rescans every rescan_ms, or at once when libusb's hotplug asks, and
@@ -185,12 +219,16 @@ static int lu_start(struct backend *base)
 	struct bk_device_info *seed = NULL;
 	size_t nseed = 0;
 
+	pthread_mutex_lock(&b->life_lock);
 	pthread_mutex_lock(&b->lock);
 	bool running = b->running;
+	bool attached = b->loop_attached;
 
 	pthread_mutex_unlock(&b->lock);
-	if (running)
+	if (running) {
+		pthread_mutex_unlock(&b->life_lock);
 		return -LNX_EBUSY;
+	}
 
 	/* Devices present now are the baseline: events report changes only. */
 	int r = lu_scan(b, NULL, 0, &seed, &nseed);
@@ -218,35 +256,38 @@ static int lu_start(struct backend *base)
 				 libusb_error_name(r));
 	}
 
-	r = pthread_create(&b->thread, NULL, event_thread, b);
-	if (r != 0) {
-		log_error("libusb: cannot start the event thread: %s", strerror(r));
-		goto err_deregister;
+	/* An attached loop handles the events itself. */
+	if (!attached) {
+		r = event_thread_start(b);
+		if (r != 0) {
+			log_error("libusb: cannot start the event thread: %s", strerror(r));
+			goto err_deregister;
+		}
 	}
 	r = pthread_create(&b->rescan_thread, NULL, rescan_thread, b);
 	if (r != 0) {
 		log_error("libusb: cannot start the rescan thread: %s", strerror(r));
 		atomic_store(&b->stopping, true);
-		libusb_interrupt_event_handler(b->ctx);
-		pthread_join(b->thread, NULL);
+		event_thread_stop(b);
 		goto err_deregister;
 	}
 	pthread_mutex_lock(&b->lock);
 	b->running = true;
 	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->life_lock);
 	return 0;
 
 err_deregister:
 	if (b->hp_registered)
 		libusb_hotplug_deregister_callback(b->ctx, b->hp_handle);
 	b->hp_registered = false;
+	pthread_mutex_unlock(&b->life_lock);
 	return -LNX_ENOMEM;
 }
 
-static void lu_stop(struct backend *base)
+/* Caller holds life_lock. */
+static void stop_locked(struct lu_backend *b)
 {
-	struct lu_backend *b = to_lu(base);
-
 	pthread_mutex_lock(&b->lock);
 	bool running = b->running;
 
@@ -259,12 +300,175 @@ static void lu_stop(struct backend *base)
 	atomic_store(&b->stopping, true);
 	pthread_cond_signal(&b->rescan_cond);
 	pthread_mutex_unlock(&b->lock);
-	libusb_interrupt_event_handler(b->ctx);
 	pthread_join(b->rescan_thread, NULL);
-	pthread_join(b->thread, NULL);
+	event_thread_stop(b); /* not running while a loop is attached */
 	if (b->hp_registered)
 		libusb_hotplug_deregister_callback(b->ctx, b->hp_handle);
 	b->hp_registered = false;
+}
+
+static void lu_stop(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+
+	pthread_mutex_lock(&b->life_lock);
+	stop_locked(b);
+	pthread_mutex_unlock(&b->life_lock);
+}
+
+/* ---- Event-loop integration (backend.h, loop_*) ------------------------- */
+
+/* libusb calls these from whichever thread adds or removes an event source
+ * (opening or closing a device, its own init), maybe with its own locks
+ * held: only flag and wake. */
+static void notify_fd_set_changed(struct lu_backend *b)
+{
+	atomic_store(&b->loop_dirty, true);
+	pthread_mutex_lock(&b->wake_lock);
+	if (b->loop_wake != NULL)
+		b->loop_wake(b->loop_ctx);
+	pthread_mutex_unlock(&b->wake_lock);
+}
+
+static void LIBUSB_CALL on_pollfd_added(int fd, short events, void *user)
+{
+	(void)fd;
+	(void)events;
+	notify_fd_set_changed(user);
+}
+
+static void LIBUSB_CALL on_pollfd_removed(int fd, void *user)
+{
+	(void)fd;
+	notify_fd_set_changed(user);
+}
+
+/* Caller holds life_lock; the loop is attached. */
+static void loop_release(struct lu_backend *b)
+{
+	libusb_set_pollfd_notifiers(b->ctx, NULL, NULL, NULL);
+	pthread_mutex_lock(&b->wake_lock);
+	b->loop_wake = NULL;
+	b->loop_ctx = NULL;
+	pthread_mutex_unlock(&b->wake_lock);
+	libusb_free_pollfds(b->loop_pollfds);
+	b->loop_pollfds = NULL;
+	b->loop_npollfds = 0;
+	pthread_mutex_lock(&b->lock);
+	b->loop_attached = false;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static int lu_loop_attach(struct backend *base, void (*wake)(void *ctx), void *ctx)
+{
+	struct lu_backend *b = to_lu(base);
+
+	if (wake == NULL)
+		return -LNX_EINVAL;
+	pthread_mutex_lock(&b->life_lock);
+	pthread_mutex_lock(&b->lock);
+	bool attached = b->loop_attached;
+
+	b->loop_attached = true;
+	pthread_mutex_unlock(&b->lock);
+	if (attached) {
+		pthread_mutex_unlock(&b->life_lock);
+		return -LNX_EBUSY;
+	}
+	pthread_mutex_lock(&b->wake_lock);
+	b->loop_wake = wake;
+	b->loop_ctx = ctx;
+	pthread_mutex_unlock(&b->wake_lock);
+	atomic_store(&b->loop_dirty, true);
+	libusb_set_pollfd_notifiers(b->ctx, on_pollfd_added, on_pollfd_removed, b);
+	/* From here on completions wait for the caller's loop_dispatch (or a
+	 * blocking libusb call on another thread, which handles events
+	 * itself). */
+	event_thread_stop(b);
+	pthread_mutex_unlock(&b->life_lock);
+	return 0;
+}
+
+static int ms_from_timeval(const struct timeval *tv)
+{
+	int64_t ms = (int64_t)tv->tv_sec * 1000 + ((int64_t)tv->tv_usec + 999) / 1000;
+
+	if (ms < 0)
+		return 0;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static int lu_loop_fds(struct backend *base, struct pollfd *fds, int max, int *timeout_ms)
+{
+	struct lu_backend *b = to_lu(base);
+
+	*timeout_ms = -1;
+	/* Cleared before reading the set: a change after this point sets it
+	 * again, so the next call fetches anew. */
+	if (atomic_exchange(&b->loop_dirty, false) || b->loop_pollfds == NULL) {
+		libusb_free_pollfds(b->loop_pollfds);
+		b->loop_npollfds = 0;
+		b->loop_pollfds = libusb_get_pollfds(b->ctx); /* allocates */
+		if (b->loop_pollfds == NULL)
+			return -LNX_ENOMEM; /* or a platform without pollfds */
+		while (b->loop_pollfds[b->loop_npollfds] != NULL)
+			b->loop_npollfds++;
+	}
+	if (b->loop_npollfds > max)
+		return -LNX_EOVERFLOW; /* more than max: nothing written */
+	for (int i = 0; i < b->loop_npollfds; i++) {
+		fds[i].fd = b->loop_pollfds[i]->fd;
+		fds[i].events = b->loop_pollfds[i]->events;
+		fds[i].revents = 0;
+	}
+	/* Linux: libusb arms a timerfd among its fds for its own timeouts. */
+	if (!libusb_pollfds_handle_timeouts(b->ctx)) {
+		struct timeval tv;
+		int r = libusb_get_next_timeout(b->ctx, &tv);
+
+		if (r == 1)
+			*timeout_ms = ms_from_timeval(&tv);
+		else if (r < 0)
+			*timeout_ms = (int)LU_EVENT_WAIT_MAX_MS; /* ask again later */
+	}
+	return b->loop_npollfds;
+}
+
+static void lu_loop_dispatch(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+	struct timeval zero = { 0, 0 };
+
+	/* Never blocks: when another thread handles events (a synchronous
+	 * libusb call), libusb waits at most the zero timeout for it. */
+	int r = libusb_handle_events_timeout_completed(b->ctx, &zero, NULL);
+
+	/* INTERRUPTED: a libusb_interrupt_event_handler left pending. */
+	if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED && r != LIBUSB_ERROR_TIMEOUT)
+		log_debug("libusb: handling events: %s", libusb_error_name(r));
+}
+
+static void lu_loop_detach(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+
+	pthread_mutex_lock(&b->life_lock);
+	pthread_mutex_lock(&b->lock);
+	bool attached = b->loop_attached;
+	bool running = b->running;
+
+	pthread_mutex_unlock(&b->lock);
+	if (attached) {
+		loop_release(b);
+		if (running) {
+			int r = event_thread_start(b);
+
+			if (r != 0)
+				log_error("libusb: cannot restart the event thread: %s",
+					  strerror(r));
+		}
+	}
+	pthread_mutex_unlock(&b->life_lock);
 }
 
 static void lu_destroy(struct backend *base)
@@ -273,12 +477,18 @@ static void lu_destroy(struct backend *base)
 
 	if (b == NULL)
 		return;
-	lu_stop(base);
+	pthread_mutex_lock(&b->life_lock);
+	stop_locked(b);
+	if (b->loop_attached)
+		loop_release(b); /* a caller that never detached */
+	pthread_mutex_unlock(&b->life_lock);
 	libusb_exit(b->ctx);
 	free(b->known);
 	free(b->sysfs_root);
 	pthread_cond_destroy(&b->rescan_cond);
+	pthread_mutex_destroy(&b->wake_lock);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->life_lock);
 	free(b);
 }
 
@@ -457,8 +667,10 @@ static bool drain_transfers_locked(struct lu_handle *h)
 
 	for (unsigned waited = 0; h->in_flight > 0 && waited < LU_CLOSE_DRAIN_MS;
 	     waited += LU_CLOSE_POLL_MS) {
+		/* With a loop attached the caller may be that loop: handle
+		 * events here rather than wait for it. */
 		pthread_mutex_lock(&h->b->lock);
-		bool thread_runs = h->b->running;
+		bool thread_runs = h->b->event_thread_on;
 
 		pthread_mutex_unlock(&h->b->lock);
 		if (thread_runs) {
@@ -702,6 +914,10 @@ static const struct backend_ops lu_ops = {
 	.reset = lu_reset,
 	.submit = lu_submit,
 	.cancel = lu_cancel,
+	.loop_attach = lu_loop_attach,
+	.loop_fds = lu_loop_fds,
+	.loop_dispatch = lu_loop_dispatch,
+	.loop_detach = lu_loop_detach,
 };
 
 struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
@@ -725,12 +941,16 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 	if (b->sysfs_root == NULL)
 		goto err_free;
 	atomic_init(&b->stopping, false);
+	atomic_init(&b->event_stop, false);
+	atomic_init(&b->loop_dirty, false);
+	if (pthread_mutex_init(&b->life_lock, NULL) != 0)
+		goto err_free_root;
 	if (pthread_mutex_init(&b->lock, NULL) != 0)
-		goto err_free_root;
-	if (pthread_cond_init(&b->rescan_cond, NULL) != 0) {
-		pthread_mutex_destroy(&b->lock);
-		goto err_free_root;
-	}
+		goto err_destroy_life;
+	if (pthread_mutex_init(&b->wake_lock, NULL) != 0)
+		goto err_destroy_main_lock;
+	if (pthread_cond_init(&b->rescan_cond, NULL) != 0)
+		goto err_destroy_wake;
 
 	int r = libusb_init(&b->ctx);
 
@@ -742,7 +962,12 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 
 err_destroy_lock:
 	pthread_cond_destroy(&b->rescan_cond);
+err_destroy_wake:
+	pthread_mutex_destroy(&b->wake_lock);
+err_destroy_main_lock:
 	pthread_mutex_destroy(&b->lock);
+err_destroy_life:
+	pthread_mutex_destroy(&b->life_lock);
 err_free_root:
 	free(b->sysfs_root);
 err_free:

@@ -14,7 +14,22 @@
  * Threads: enumerate/open and the handle's configuration calls may be made
  * from any thread (they may block on the device); submit/cancel from any
  * thread, including completion callbacks; completions and hotplug events
- * arrive on the event thread that start() creates. */
+ * arrive on the event thread that start() creates.
+ *
+ * Event-loop integration (backend.h, loop_*): loop_attach stops that event
+ * thread (joined; libusb_interrupt_event_handler wakes it from its wait)
+ * and registers libusb's pollfd notifiers, which flag the cached fd set
+ * dirty and call wake(ctx) from whichever thread opened or closed a
+ * device. loop_fds returns libusb's own descriptors (libusb_get_pollfds,
+ * refetched only after a change) and, only where those do not carry
+ * libusb's timeouts (not Linux), libusb_get_next_timeout as *timeout_ms;
+ * it fails with -EOVERFLOW, writing nothing, when they do not fit in max.
+ * loop_dispatch is libusb_handle_events_timeout_completed with a zero
+ * timeout. loop_detach restarts the event thread when the backend runs.
+ * While attached, a synchronous libusb call on another thread (a
+ * configuration call, close's drain) handles events itself and so may
+ * deliver completions there, and close() with transfers still pending
+ * handles events on its own thread rather than wait for the loop. */
 #ifndef USBIP_NOTIFY_BACKEND_LIBUSB_BACKEND_H
 #define USBIP_NOTIFY_BACKEND_LIBUSB_BACKEND_H
 

@@ -5,8 +5,17 @@
  * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers).
  *
  * Locking (never held while calling a completion or hotplug callback):
- * - lu_backend.lock guards known/nknown, rescan_now and running; rescan_cond
- *   (with it) wakes the rescan thread.
+ * - lu_backend.lock guards known/nknown, rescan_now, running,
+ *   event_thread_on and loop_attached; rescan_cond (with it) wakes the
+ *   rescan thread.
+ * - life_lock serialises start/stop/loop_attach/loop_detach/destroy; it is
+ *   taken before lock and may be held while joining the event thread (which
+ *   never takes it).
+ * - loop_pollfds/loop_npollfds belong to the thread that called loop_attach
+ *   (the caller's loop). loop_dirty is atomic: libusb's pollfd notifiers set
+ *   it from whichever thread opens or closes a device. wake_lock guards
+ *   loop_wake/loop_ctx, so that once loop_detach returns no notifier is
+ *   still calling the caller's wake(); nothing else is taken under it.
  * - lu_handle.ctl_lock serialises the handle's configuration calls and
  *   guards claimed[]/detached[]; it may be held across blocking libusb calls.
  * - lu_handle.xfer_lock guards the pending list, in_flight and the priv
@@ -44,11 +53,26 @@ struct lu_backend {
 	bool running;
 
 	atomic_bool stopping;         /* read by the event thread without the lock */
+	atomic_bool event_stop;       /* the event thread alone is asked to end */
 	pthread_t thread;             /* libusb events: completions only */
+	bool event_thread_on;         /* thread is joinable; under lock (and life_lock) */
 	pthread_t rescan_thread;      /* device list diffs and hotplug callbacks */
 	pthread_cond_t rescan_cond;
 	libusb_hotplug_callback_handle hp_handle;
 	bool hp_registered;
+
+	/* Serialises start/stop/loop_attach/loop_detach/destroy. Never taken
+	 * by the event thread, so it may be held while joining it. */
+	pthread_mutex_t life_lock;
+
+	/* Event-loop integration (backend.h, loop_*). */
+	bool loop_attached;           /* under lock (written under life_lock too) */
+	pthread_mutex_t wake_lock;    /* guards loop_wake/loop_ctx against detach */
+	void (*loop_wake)(void *ctx);
+	void *loop_ctx;
+	atomic_bool loop_dirty;       /* libusb's fd set changed since loop_fds */
+	const struct libusb_pollfd **loop_pollfds; /* cached libusb_get_pollfds */
+	int loop_npollfds;
 };
 
 struct lu_xfer;

@@ -10,6 +10,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -623,6 +626,229 @@ static void test_two_backends(void **state)
 	a->ops->destroy(a);
 }
 
+/* ---- event-loop integration (loop_*) ---------------------------------- */
+
+struct wake_count {
+	atomic_int n;
+};
+
+static void count_wake(void *ctx)
+{
+	struct wake_count *w = ctx;
+
+	atomic_fetch_add(&w->n, 1);
+}
+
+static bool event_thread_on(struct backend *b)
+{
+	struct lu_backend *lb = (struct lu_backend *)b;
+
+	pthread_mutex_lock(&lb->lock);
+	bool on = lb->event_thread_on;
+
+	pthread_mutex_unlock(&lb->lock);
+	return on;
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* loop_fds answers libusb's own descriptors, the ones libusb_get_pollfds
+ * lists for the backend's context. */
+static void test_loop_fds_are_libusbs(void **state)
+{
+	(void)state;
+	struct wake_count wc = { 0 };
+	struct backend *b = libusb_backend_new(NULL);
+	struct lu_backend *lb = (struct lu_backend *)b;
+
+	assert_non_null(b);
+	assert_non_null(b->ops->loop_attach);
+	assert_int_equal(b->ops->loop_attach(b, NULL, &wc), -LNX_EINVAL);
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), -LNX_EBUSY);
+
+	struct pollfd fds[16];
+	int timeout = 12345;
+	int n = b->ops->loop_fds(b, fds, 16, &timeout);
+
+	assert_true(n >= 1);
+	const struct libusb_pollfd **want = libusb_get_pollfds(lb->ctx);
+
+	assert_non_null(want);
+	int nwant = 0;
+
+	while (want[nwant] != NULL)
+		nwant++;
+	assert_int_equal(n, nwant);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(fds[i].fd, want[i]->fd);
+		assert_int_equal(fds[i].events, want[i]->events);
+		assert_int_equal(fds[i].revents, 0);
+		assert_true(fcntl(fds[i].fd, F_GETFD) >= 0);
+	}
+	libusb_free_pollfds(want);
+	/* Nothing pending: no deadline where libusb's fds carry its timeouts
+	 * (Linux: a timerfd), else whatever libusb says is next. */
+	if (libusb_pollfds_handle_timeouts(lb->ctx))
+		assert_int_equal(timeout, -1);
+	else
+		assert_true(timeout >= -1);
+
+	/* The cached array serves until libusb says the set changed. */
+	const struct libusb_pollfd **cached = lb->loop_pollfds;
+	struct pollfd again[16];
+
+	assert_int_equal(b->ops->loop_fds(b, again, 16, &timeout), n);
+	assert_ptr_equal(lb->loop_pollfds, cached);
+	atomic_store(&lb->loop_dirty, true);
+	assert_int_equal(b->ops->loop_fds(b, again, 16, &timeout), n);
+	assert_false(atomic_load(&lb->loop_dirty));
+	for (int i = 0; i < n; i++)
+		assert_int_equal(again[i].fd, fds[i].fd);
+
+	/* Too little room: an error, not a silently short set. */
+	if (n > 1)
+		assert_int_equal(b->ops->loop_fds(b, again, n - 1, &timeout), -LNX_EOVERFLOW);
+	assert_int_equal(b->ops->loop_fds(b, again, 0, &timeout), -LNX_EOVERFLOW);
+
+	/* Opening and closing no device changed no fd: no wake-ups. */
+	assert_int_equal(atomic_load(&wc.n), 0);
+	b->ops->loop_detach(b);
+	b->ops->loop_detach(b); /* twice: harmless */
+	assert_null(lb->loop_pollfds);
+	b->ops->destroy(b);
+}
+
+/* An event made ready outside the loop shows on the fds, and dispatch
+ * consumes it without blocking. */
+static void test_loop_dispatch_consumes(void **state)
+{
+	(void)state;
+	struct wake_count wc = { 0 };
+	struct libusb_backend_options opt;
+
+	libusb_backend_options_init(&opt);
+	opt.rescan_interval_ms = 0;
+	struct backend *b = libusb_backend_new(&opt);
+	struct lu_backend *lb = (struct lu_backend *)b;
+
+	assert_non_null(b);
+	assert_int_equal(b->ops->start(b), 0);
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+
+	struct pollfd fds[16];
+	int timeout;
+	int n = b->ops->loop_fds(b, fds, 16, &timeout);
+
+	assert_true(n >= 1);
+	/* Whatever the stopped event thread left pending goes first. */
+	for (int i = 0; i < 4; i++)
+		b->ops->loop_dispatch(b);
+	assert_int_equal(poll(fds, (nfds_t)n, 0), 0);
+
+	/* libusb signals its own event fd: our poll sees it. */
+	libusb_interrupt_event_handler(lb->ctx);
+	assert_true(poll(fds, (nfds_t)n, 1000) >= 1);
+
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	b->ops->loop_dispatch(b);
+	assert_true(elapsed_ms(&t0) < 100);
+	n = b->ops->loop_fds(b, fds, 16, &timeout);
+	assert_int_equal(poll(fds, (nfds_t)n, 0), 0); /* consumed */
+
+	/* With nothing ready, many dispatches take no time at all. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 200; i++)
+		b->ops->loop_dispatch(b);
+	assert_true(elapsed_ms(&t0) < 200);
+
+	b->ops->loop_detach(b);
+	b->ops->destroy(b);
+}
+
+/* attach stops the event thread, detach restarts it only when the backend
+ * runs; stop, start and destroy work in every order. */
+static void test_loop_attach_detach_thread(void **state)
+{
+	(void)state;
+	struct wake_count wc = { 0 };
+	struct libusb_backend_options opt;
+
+	libusb_backend_options_init(&opt);
+	opt.rescan_interval_ms = 0; /* the event thread waits in libusb */
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	assert_false(event_thread_on(b));
+	assert_int_equal(b->ops->start(b), 0);
+	assert_true(event_thread_on(b));
+
+	for (int round = 0; round < 3; round++) {
+		struct timespec t0;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+		/* The thread was woken from its 1 s wait, not waited out. */
+		assert_true(elapsed_ms(&t0) < 500);
+		assert_false(event_thread_on(b));
+		b->ops->loop_dispatch(b);
+		b->ops->loop_detach(b);
+		assert_true(event_thread_on(b));
+	}
+
+	/* Stopped while attached: detach must not start a thread. */
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+	b->ops->stop(b);
+	assert_false(event_thread_on(b));
+	b->ops->loop_detach(b);
+	assert_false(event_thread_on(b));
+
+	/* Attached before start: start leaves the events to the loop. */
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+	assert_int_equal(b->ops->start(b), 0);
+	assert_false(event_thread_on(b));
+	b->ops->loop_detach(b);
+	assert_true(event_thread_on(b));
+
+	/* Destroyed while attached and running: nothing leaks or hangs. */
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+	b->ops->destroy(b);
+}
+
+/* Two backends, one attached: each context's fds are its own. */
+static void test_loop_two_backends(void **state)
+{
+	(void)state;
+	struct wake_count wa = { 0 }, wc = { 0 };
+	struct backend *a = libusb_backend_new(NULL);
+	struct backend *c = libusb_backend_new(NULL);
+	struct pollfd fa[16], fc[16];
+	int ta, tc;
+
+	assert_non_null(a);
+	assert_non_null(c);
+	assert_int_equal(a->ops->loop_attach(a, count_wake, &wa), 0);
+	assert_int_equal(c->ops->loop_attach(c, count_wake, &wc), 0);
+	int na = a->ops->loop_fds(a, fa, 16, &ta);
+	int nc = c->ops->loop_fds(c, fc, 16, &tc);
+
+	assert_true(na >= 1 && nc >= 1);
+	for (int i = 0; i < na; i++)
+		for (int k = 0; k < nc; k++)
+			assert_int_not_equal(fa[i].fd, fc[k].fd);
+	a->ops->loop_detach(a);
+	c->ops->destroy(c);
+	a->ops->destroy(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -641,6 +867,10 @@ int main(void)
 		cmocka_unit_test(test_start_stop),
 		cmocka_unit_test(test_stop_wakes_long_wait),
 		cmocka_unit_test(test_two_backends),
+		cmocka_unit_test(test_loop_fds_are_libusbs),
+		cmocka_unit_test(test_loop_dispatch_consumes),
+		cmocka_unit_test(test_loop_attach_detach_thread),
+		cmocka_unit_test(test_loop_two_backends),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
