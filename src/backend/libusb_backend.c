@@ -26,6 +26,8 @@
 /* Longest single wait of the event thread, and how long close() waits for
  * transfers a careless caller left pending. */
 #define LU_EVENT_WAIT_MAX_MS 1000u
+/* Shortest rescan period while libusb's hotplug events flow. */
+#define LU_SAFETY_RESCAN_MS 10000u
 #define LU_CLOSE_DRAIN_MS 5000u
 #define LU_CLOSE_POLL_MS 100u
 
@@ -49,27 +51,135 @@ void libusb_backend_options_init(struct libusb_backend_options *opt)
 
 /* ---- Hotplug and rescan ------------------------------------------------ */
 
-/* Runs on the event thread inside libusb_handle_events: only records and
- * wakes the rescan thread. Which device it was does not matter, the rescan
- * diff finds out, and so a device noticed by both hotplug and the periodic
- * rescan is reported once. */
+/* Runs wherever libusb handles events (the event thread, an attached
+ * caller's loop_dispatch, or a thread inside a synchronous libusb call):
+ * only queues the device and wakes the rescan thread, which does the work.
+ * libusb allows taking a reference here. */
 static int LIBUSB_CALL on_libusb_hotplug(libusb_context *ctx, libusb_device *dev,
 					 libusb_hotplug_event event, void *user)
 {
 	struct lu_backend *b = user;
+	struct lu_hp_event *e = malloc(sizeof(*e));
 
 	(void)ctx;
-	(void)dev;
-	(void)event;
 	pthread_mutex_lock(&b->lock);
-	b->rescan_now = true;
+	if (e != NULL) {
+		e->next = NULL;
+		e->dev = libusb_ref_device(dev);
+		e->arrived = event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED;
+		*b->hp_tail = e;
+		b->hp_tail = &e->next;
+	} else {
+		b->rescan_now = true; /* no memory: a full rescan finds it */
+	}
 	pthread_cond_signal(&b->rescan_cond);
 	pthread_mutex_unlock(&b->lock);
 	return 0; /* stay registered */
 }
 
-/* Rescan thread only: it is the sole writer of known, so it reads it here
- * without the lock; enumerate() copies it under the lock. */
+/* Takes the queued hotplug events. Caller holds b->lock. */
+static struct lu_hp_event *take_events_locked(struct lu_backend *b)
+{
+	struct lu_hp_event *e = b->hp_head;
+
+	b->hp_head = NULL;
+	b->hp_tail = &b->hp_head;
+	return e;
+}
+
+static void free_events(struct lu_hp_event *e)
+{
+	while (e != NULL) {
+		struct lu_hp_event *next = e->next;
+
+		libusb_unref_device(e->dev);
+		free(e);
+		e = next;
+	}
+}
+
+static void deliver(struct lu_backend *b, enum bk_hotplug_event ev,
+		    const struct bk_device_info *info)
+{
+	bk_hotplug_fn fn = b->base.hotplug;
+
+	log_debug("libusb: device %s %s", info->busid,
+		  ev == BK_DEVICE_ARRIVED ? "arrived" : "left");
+	if (fn != NULL)
+		fn(b->base.hotplug_ctx, ev, info);
+}
+
+/* Rescan thread only (the sole writer of known, so it reads it without the
+ * lock). Removes known[i] and reports it gone. */
+static void known_remove(struct lu_backend *b, size_t i)
+{
+	struct bk_device_info gone = b->known[i];
+
+	pthread_mutex_lock(&b->lock);
+	b->known[i] = b->known[b->nknown - 1];
+	b->nknown--;
+	pthread_mutex_unlock(&b->lock);
+	deliver(b, BK_DEVICE_LEFT, &gone);
+}
+
+/* Rescan thread only. Adds info and reports it; false when out of memory. */
+static bool known_add(struct lu_backend *b, const struct bk_device_info *info)
+{
+	struct bk_device_info *grown = realloc(b->known, (b->nknown + 1) * sizeof(*grown));
+
+	if (grown == NULL)
+		return false;
+	pthread_mutex_lock(&b->lock);
+	b->known = grown;
+	b->known[b->nknown++] = *info;
+	pthread_mutex_unlock(&b->lock);
+	deliver(b, BK_DEVICE_ARRIVED, info);
+	return true;
+}
+
+/* One libusb hotplug event, straight from the device libusb handed us: no
+ * scan, and on Linux no device I/O (descriptors are libusb's cached copy,
+ * strings come from sysfs). Duplicates (a device the seed scan or a rescan
+ * already reported) are dropped by the same busid/bus/device comparison
+ * the rescan diff uses, so every plug gives one ARRIVED, every unplug one
+ * LEFT. Returns false when a full rescan should settle it instead. */
+static bool handle_event(struct lu_backend *b, const struct lu_hp_event *e)
+{
+	if (e->arrived) {
+		struct bk_device_info info;
+		int r = lu_device_info(b, e->dev, b->known, b->nknown, &info);
+
+		if (r == -LNX_ENOENT)
+			return true; /* a root hub, a vhci copy */
+		if (r < 0) {
+			log_debug("libusb: arrival of %u-%u: %s", libusb_get_bus_number(e->dev),
+				  libusb_get_device_address(e->dev), linux_errno_name(r));
+			return false;
+		}
+		for (size_t i = 0; i < b->nknown; i++) {
+			if (lu_same_device(&b->known[i], &info))
+				return true;
+			/* Same port, new device number: its departure was missed. */
+			if (strcmp(b->known[i].busid, info.busid) == 0) {
+				known_remove(b, i);
+				break;
+			}
+		}
+		return known_add(b, &info);
+	}
+	uint8_t bus = libusb_get_bus_number(e->dev);
+	uint8_t addr = libusb_get_device_address(e->dev);
+
+	for (size_t i = 0; i < b->nknown; i++) {
+		if (b->known[i].busnum == bus && b->known[i].devnum == addr) {
+			known_remove(b, i);
+			break;
+		}
+	}
+	return true;
+}
+
+/* Rescan thread only: a full scan diffed against known. */
 static void rescan_and_notify(struct lu_backend *b)
 {
 	struct bk_device_info *fresh = NULL;
@@ -100,21 +210,31 @@ static void rescan_and_notify(struct lu_backend *b)
 	fresh = NULL; /* now b->known */
 
 	/* No lock held: the callback may enumerate or open. */
-	bk_hotplug_fn fn = b->base.hotplug;
-
-	for (size_t i = 0; fn != NULL && i < nleft; i++) {
-		log_info("libusb: device %s left", old[left[i]].busid);
-		fn(b->base.hotplug_ctx, BK_DEVICE_LEFT, &old[left[i]]);
-	}
-	for (size_t i = 0; fn != NULL && i < narrived; i++) {
-		log_info("libusb: device %s arrived", b->known[arrived[i]].busid);
-		fn(b->base.hotplug_ctx, BK_DEVICE_ARRIVED, &b->known[arrived[i]]);
-	}
+	for (size_t i = 0; i < nleft; i++)
+		deliver(b, BK_DEVICE_LEFT, &old[left[i]]);
+	for (size_t i = 0; i < narrived; i++)
+		deliver(b, BK_DEVICE_ARRIVED, &b->known[arrived[i]]);
 	free(old);
 out_free:
 	free(fresh);
 	free(left);
 	free(arrived);
+}
+
+/* Whether libusb's hotplug events can be expected at all. On Linux,
+ * libusb built with udev (Debian's is) hears of devices only from the udev
+ * daemon, whose control socket tells that it runs; without one (a minimal
+ * guest) the callback stays silent and the main context's device list
+ * never changes, so only the sysfs rescan sees devices come and go. */
+static bool hotplug_events_flow(const struct lu_backend *b)
+{
+	if (!b->hp_registered)
+		return false;
+#ifdef __linux__
+	return access("/run/udev/control", F_OK) == 0;
+#else
+	return true;
+#endif
 }
 
 /* The event thread does nothing but libusb's event handling, so transfer
@@ -178,35 +298,43 @@ static void event_thread_stop(struct lu_backend *b)
 	pthread_mutex_unlock(&b->lock);
 }
 
-/* Rescans every rescan_ms, or at once when libusb's hotplug asks, and
- * delivers BK_DEVICE_* events; with rescan_ms 0 only when asked. */
+/* The rescan thread: works off queued hotplug events as they come, and
+ * rescans every scan_ms (0: never) or when an event could not be handled.
+ * Delivers every BK_DEVICE_* event, with no lock held. */
 static void *rescan_thread(void *arg)
 {
 	struct lu_backend *b = arg;
 
 	pthread_mutex_lock(&b->lock);
 	while (!atomic_load(&b->stopping)) {
-		if (!b->rescan_now) {
-			if (b->rescan_ms > 0) {
+		if (b->hp_head == NULL && !b->rescan_now) {
+			if (b->scan_ms > 0) {
 				struct timespec deadline;
 
 				clock_gettime(CLOCK_REALTIME, &deadline);
 				uint64_t ns = (uint64_t)deadline.tv_nsec +
-					      (uint64_t)(b->rescan_ms % 1000u) * 1000000u;
-				deadline.tv_sec += (time_t)(b->rescan_ms / 1000u + ns / 1000000000u);
+					      (uint64_t)(b->scan_ms % 1000u) * 1000000u;
+				deadline.tv_sec += (time_t)(b->scan_ms / 1000u + ns / 1000000000u);
 				deadline.tv_nsec = (long)(ns % 1000000000u);
-				pthread_cond_timedwait(&b->rescan_cond, &b->lock, &deadline);
+				if (pthread_cond_timedwait(&b->rescan_cond, &b->lock, &deadline) ==
+				    ETIMEDOUT)
+					b->rescan_now = true;
 			} else {
 				pthread_cond_wait(&b->rescan_cond, &b->lock);
 			}
-			if (atomic_load(&b->stopping))
-				break;
-			if (b->rescan_ms == 0 && !b->rescan_now)
-				continue;
+			continue; /* check stopping, then what woke us */
 		}
+		struct lu_hp_event *events = take_events_locked(b);
+		bool full = b->rescan_now;
+
 		b->rescan_now = false;
 		pthread_mutex_unlock(&b->lock);
-		rescan_and_notify(b);
+		for (struct lu_hp_event *e = events; e != NULL; e = e->next)
+			if (!handle_event(b, e))
+				full = true;
+		free_events(events);
+		if (full)
+			rescan_and_notify(b);
 		pthread_mutex_lock(&b->lock);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -230,6 +358,42 @@ static int lu_start(struct backend *base)
 		return -LNX_EBUSY;
 	}
 
+	/* Registered before the seed scan, so that nothing plugged in between
+	 * is missed; events about devices the scan saw are dropped as
+	 * duplicates. */
+	atomic_store(&b->stopping, false);
+	pthread_mutex_lock(&b->lock);
+	free_events(take_events_locked(b)); /* left over from a previous run */
+	pthread_mutex_unlock(&b->lock);
+	b->hp_registered = false;
+	if (b->use_hotplug && libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
+		int r = libusb_hotplug_register_callback(
+			b->ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
+			0, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
+			LIBUSB_HOTPLUG_MATCH_ANY, on_libusb_hotplug, b, &b->hp_handle);
+		if (r == LIBUSB_SUCCESS)
+			b->hp_registered = true;
+		else
+			log_warn("libusb: no hotplug callback (%s), rescan only",
+				 libusb_error_name(r));
+	}
+	/* With hotplug events the rescan is only a safety net against events
+	 * libusb lost (its udev monitor drops them when its socket buffer
+	 * overflows), at a slow period; without them it is the only source. */
+	if (hotplug_events_flow(b)) {
+		b->scan_ms = b->rescan_ms == 0 ? 0
+			     : (b->rescan_ms > LU_SAFETY_RESCAN_MS ? b->rescan_ms
+								   : LU_SAFETY_RESCAN_MS);
+	} else {
+		b->scan_ms = b->rescan_ms;
+		if (b->hp_registered && b->rescan_ms > 0)
+			log_info("libusb: no udev daemon: hotplug events may not come; rescanning "
+				 "every %u ms", b->rescan_ms);
+		else if (b->rescan_ms == 0)
+			log_warn("libusb: no hotplug events and no rescan: devices plugged from "
+				 "now on will not be seen");
+	}
+
 	/* Devices present now are the baseline: events report changes only. */
 	int r = lu_scan(b, NULL, 0, &seed, &nseed);
 
@@ -241,20 +405,6 @@ static int lu_start(struct backend *base)
 	b->nknown = nseed;
 	b->rescan_now = false;
 	pthread_mutex_unlock(&b->lock);
-
-	atomic_store(&b->stopping, false);
-	b->hp_registered = false;
-	if (b->use_hotplug && libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
-		r = libusb_hotplug_register_callback(
-			b->ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
-			0, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
-			LIBUSB_HOTPLUG_MATCH_ANY, on_libusb_hotplug, b, &b->hp_handle);
-		if (r == LIBUSB_SUCCESS)
-			b->hp_registered = true;
-		else
-			log_warn("libusb: no hotplug callback (%s), rescan only",
-				 libusb_error_name(r));
-	}
 
 	/* An attached loop handles the events itself. */
 	if (!attached) {
@@ -305,6 +455,9 @@ static void stop_locked(struct lu_backend *b)
 	if (b->hp_registered)
 		libusb_hotplug_deregister_callback(b->ctx, b->hp_handle);
 	b->hp_registered = false;
+	pthread_mutex_lock(&b->lock);
+	free_events(take_events_locked(b));
+	pthread_mutex_unlock(&b->lock);
 }
 
 static void lu_stop(struct backend *base)
@@ -482,6 +635,7 @@ static void lu_destroy(struct backend *base)
 	if (b->loop_attached)
 		loop_release(b); /* a caller that never detached */
 	pthread_mutex_unlock(&b->life_lock);
+	free_events(take_events_locked(b)); /* they hold references into ctx */
 	libusb_exit(b->ctx);
 	free(b->known);
 	free(b->sysfs_root);
@@ -544,18 +698,18 @@ static int open_sys_device(struct lu_backend *b, uint8_t busnum, uint8_t devnum,
 static int open_device(struct lu_backend *b, const char *busid, libusb_device_handle **dh,
 		       int *fd_out)
 {
-	libusb_context *scan_ctx = NULL;
 	libusb_device *dev = NULL;
 	uint8_t busnum, devnum, mbus, mdev;
 
 	*fd_out = -1;
-	/* Where is it now? Ask a fresh context (see libusb_enum.c). */
-	int r = libusb_init(&scan_ctx);
-
-	if (r != LIBUSB_SUCCESS)
-		return lnx_errno_from_libusb_error(r);
-	r = lu_locate(b, scan_ctx, busid, &busnum, &devnum, NULL);
-	libusb_exit(scan_ctx);
+	/* Where is it now? sysfs knows on Linux, whatever libusb's list says
+	 * (it is stale without udev); elsewhere the main context's list is
+	 * current. */
+#ifdef __linux__
+	int r = lu_sysfs_locate(b->sysfs_root, b->include_vhci, busid, &busnum, &devnum);
+#else
+	int r = lu_locate(b, b->ctx, busid, &busnum, &devnum, NULL);
+#endif
 	if (r < 0)
 		return r;
 
@@ -933,6 +1087,7 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 	if (b == NULL)
 		return NULL;
 	b->base.ops = &lu_ops;
+	b->hp_tail = &b->hp_head;
 	b->rescan_ms = opt->rescan_interval_ms;
 	b->include_vhci = opt->include_vhci;
 	b->use_hotplug = opt->use_hotplug;

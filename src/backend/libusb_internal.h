@@ -5,7 +5,7 @@
  * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers).
  *
  * Locking (never held while calling a completion or hotplug callback):
- * - lu_backend.lock guards known/nknown, rescan_now, running,
+ * - lu_backend.lock guards known/nknown, the hotplug queue, rescan_now, running,
  *   event_thread_on and loop_attached; rescan_cond (with it) wakes the
  *   rescan thread.
  * - life_lock serialises start/stop/loop_attach/loop_detach/destroy; it is
@@ -38,6 +38,13 @@
 
 #define LU_MAX_IFACE_NUM 256 /* bInterfaceNumber is a byte */
 
+/* A libusb hotplug notification, queued for the rescan thread. */
+struct lu_hp_event {
+	struct lu_hp_event *next;
+	libusb_device *dev; /* a reference of ours */
+	bool arrived;       /* else left */
+};
+
 struct lu_backend {
 	struct backend base;
 	libusb_context *ctx;
@@ -49,7 +56,10 @@ struct lu_backend {
 	pthread_mutex_t lock;
 	struct bk_device_info *known; /* what the last rescan saw */
 	size_t nknown;
-	bool rescan_now;              /* a hotplug notification asked for a rescan */
+	struct lu_hp_event *hp_head;  /* hotplug events not yet handled */
+	struct lu_hp_event **hp_tail;
+	bool rescan_now;              /* a full rescan is wanted */
+	unsigned scan_ms;             /* rescan period in use (0: none), set by start */
 	bool running;
 
 	atomic_bool stopping;         /* read by the event thread without the lock */
@@ -111,6 +121,32 @@ int lu_sysfs_bus_is_vhci(const char *root, unsigned busnum);
  * line-based notify messages and logs. */
 void lu_sanitize_string(char *s);
 
+/* USB/IP speed for the text of a device's sysfs "speed" ("480", ...);
+ * 0 (unknown) for anything else. */
+uint32_t lu_sysfs_speed(const char *text);
+
+/* Fills info for device busid from <root>/bus/usb/devices/<busid>: what
+ * the kernel cached at enumeration, so no USB traffic and no access to the
+ * device node. names are that directory's entries (interface entries
+ * "BUSID:CFG.IF" give the interface classes). Returns 0, -LNX_ENOENT for
+ * what we do not list (not a device, vhci copies unless include_vhci),
+ * -LNX_ENODEV for a device whose files vanish under us, -LNX_EINVAL for
+ * unparsable ones. */
+int lu_sysfs_device_info(const char *root, bool include_vhci, const char *busid,
+			 char *const *names, size_t nnames, struct bk_device_info *info);
+
+/* Every device under <root>/bus/usb/devices (no root hubs, no vhci copies
+ * unless include_vhci), read from sysfs alone: the Linux rescan, current
+ * whether or not a udev daemon runs and with no libusb context. A missing
+ * tree is 0 devices. *out is malloc'ed (NULL when count is 0). */
+int lu_sysfs_scan(const char *root, bool include_vhci, struct bk_device_info **out,
+		  size_t *count);
+
+/* Bus and device number of busid from sysfs; -LNX_ENODEV when absent (or
+ * on a vhci bus unless include_vhci). */
+int lu_sysfs_locate(const char *root, bool include_vhci, const char *busid, uint8_t *busnum,
+		    uint8_t *devnum);
+
 /* ---- libusb_enum.c ---------------------------------------------------- */
 
 /* busid for a port path as libusb_get_port_numbers returns it (n is its
@@ -132,9 +168,10 @@ int lu_device_info(const struct lu_backend *b, libusb_device *dev,
 		   const struct bk_device_info *prev, size_t nprev,
 		   struct bk_device_info *info);
 
-/* A snapshot of the present devices from a fresh libusb context, so that it
- * is current even when the main context's hotplug never fires. *out is
- * malloc'ed (NULL when count is 0). */
+/* A snapshot of the present devices: on Linux from sysfs (current even
+ * when libusb's hotplug never fires, and no libusb context needed), else
+ * from the backend's own context, with prev's strings for devices it
+ * describes. *out is malloc'ed (NULL when count is 0). */
 int lu_scan(const struct lu_backend *b, const struct bk_device_info *prev, size_t nprev,
 	    struct bk_device_info **out, size_t *count);
 

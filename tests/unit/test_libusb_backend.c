@@ -470,9 +470,9 @@ static bool host_has_usb(void)
 	return access("/sys/bus/usb/devices", F_OK) == 0;
 }
 
-struct hotplug_count {
-	int arrived;
-	int left;
+struct hotplug_count { /* bumped on the rescan thread */
+	atomic_int arrived;
+	atomic_int left;
 };
 
 static void count_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_device_info *info)
@@ -624,6 +624,303 @@ static void test_two_backends(void **state)
 	assert_int_equal(c->ops->start(c), 0);
 	c->ops->destroy(c);
 	a->ops->destroy(a);
+}
+
+/* ---- enumeration from sysfs ------------------------------------------- */
+
+struct attr_file {
+	const char *name;
+	const char *text;
+};
+
+static void put_attrs(const struct fake_sysfs *fs, const char *dev, const struct attr_file *a)
+{
+	char rel[256];
+
+	for (; a->name != NULL; a++) {
+		snprintf(rel, sizeof(rel), "bus/usb/devices/%s/%s", dev, a->name);
+		put_text(fs, rel, a->text);
+	}
+}
+
+/* A host as Linux shows it: a root hub, a configured high-speed device with
+ * two interfaces (and one of its other configuration, not active), an
+ * unconfigured full-speed device behind a hub port, a device on a vhci bus,
+ * and one whose files are half gone (unplugged mid-scan). */
+static int fake_scan_setup(void **state)
+{
+	struct fake_sysfs *fs = calloc(1, sizeof(*fs));
+
+	assert_non_null(fs);
+	snprintf(fs->root, sizeof(fs->root), "/tmp/test_libusb_scan.XXXXXX");
+	assert_non_null(mkdtemp(fs->root));
+
+	put_text(fs, "bus/usb/devices/usb1/product", "EHCI Host Controller\n");
+	put_text(fs, "bus/usb/devices/usb1/busnum", "1\n");
+	put_text(fs, "bus/usb/devices/usb2/product", "USB/IP Virtual Host Controller\n");
+	const struct attr_file gadget[] = {
+		{ "busnum", "1\n" },        { "devnum", "7\n" },
+		{ "speed", "480\n" },       { "idVendor", "0525\n" },
+		{ "idProduct", "a4a0\n" },  { "bcdDevice", "0419\n" },
+		{ "bDeviceClass", "ef\n" }, { "bDeviceSubClass", "02\n" },
+		{ "bDeviceProtocol", "01\n" }, { "bNumConfigurations", "2\n" },
+		{ "bConfigurationValue", "1\n" }, { "bNumInterfaces", " 2\n" },
+		{ "serial", "0123456789\n" }, { "manufacturer", "Linux Foundation\n" },
+		{ "product", "Gadget Zero\n" }, { NULL, NULL },
+	};
+	put_attrs(fs, "1-1", gadget);
+	const struct attr_file if1[] = {
+		{ "bInterfaceClass", "0a\n" }, { "bInterfaceSubClass", "00\n" },
+		{ "bInterfaceProtocol", "00\n" }, { NULL, NULL },
+	};
+	const struct attr_file if0[] = {
+		{ "bInterfaceClass", "ff\n" }, { "bInterfaceSubClass", "01\n" },
+		{ "bInterfaceProtocol", "02\n" }, { NULL, NULL },
+	};
+	const struct attr_file other_cfg[] = {
+		{ "bInterfaceClass", "08\n" }, { NULL, NULL },
+	};
+	put_attrs(fs, "1-1:1.1", if1);
+	put_attrs(fs, "1-1:1.0", if0);
+	put_attrs(fs, "1-1:2.0", other_cfg);
+	const struct attr_file unconfigured[] = {
+		{ "busnum", "1\n" },        { "devnum", "9\n" },
+		{ "speed", "12\n" },        { "idVendor", "1d6b\n" },
+		{ "idProduct", "0104\n" },  { "bcdDevice", "0100\n" },
+		{ "bDeviceClass", "00\n" }, { "bDeviceSubClass", "00\n" },
+		{ "bDeviceProtocol", "00\n" }, { "bNumConfigurations", "1\n" },
+		{ "bConfigurationValue", "\n" }, { "bNumInterfaces", "\n" },
+		{ NULL, NULL },
+	};
+	put_attrs(fs, "1-1.3", unconfigured);
+	const struct attr_file copy[] = {
+		{ "busnum", "2\n" },        { "devnum", "2\n" },
+		{ "speed", "5000\n" },      { "idVendor", "0525\n" },
+		{ "idProduct", "a4a0\n" },  { "bcdDevice", "0419\n" },
+		{ "bDeviceClass", "00\n" }, { "bDeviceSubClass", "00\n" },
+		{ "bDeviceProtocol", "00\n" }, { "bNumConfigurations", "1\n" },
+		{ "bConfigurationValue", "1\n" }, { "bNumInterfaces", " 1\n" },
+		{ NULL, NULL },
+	};
+	put_attrs(fs, "2-1", copy);
+	const struct attr_file half[] = {
+		{ "busnum", "1\n" }, { "devnum", "11\n" }, { "speed", "480\n" },
+		{ "idVendor", "abcd\n" }, { NULL, NULL },
+	};
+	put_attrs(fs, "1-2", half);
+	*state = fs;
+	return 0;
+}
+
+static const struct bk_device_info *find_busid(const struct bk_device_info *d, size_t n,
+					       const char *busid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(d[i].busid, busid) == 0)
+			return &d[i];
+	return NULL;
+}
+
+static void test_sysfs_scan(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct bk_device_info *devs = NULL;
+	size_t n = 0;
+
+	assert_int_equal(lu_sysfs_scan(fs->root, false, &devs, &n), 0);
+	assert_int_equal(n, 2); /* no root hub, no vhci copy, no half device */
+	const struct bk_device_info *g = find_busid(devs, n, "1-1");
+
+	assert_non_null(g);
+	assert_int_equal(g->busnum, 1);
+	assert_int_equal(g->devnum, 7);
+	assert_int_equal(g->port_depth, 1);
+	assert_int_equal(g->port_path[0], 1);
+	assert_int_equal(g->speed, USBIP_SPEED_HIGH);
+	assert_int_equal(g->idVendor, 0x0525);
+	assert_int_equal(g->idProduct, 0xa4a0);
+	assert_int_equal(g->bcdDevice, 0x0419);
+	assert_int_equal(g->bDeviceClass, 0xef);
+	assert_int_equal(g->bDeviceSubClass, 0x02);
+	assert_int_equal(g->bDeviceProtocol, 0x01);
+	assert_int_equal(g->bNumConfigurations, 2);
+	assert_int_equal(g->bConfigurationValue, 1);
+	assert_int_equal(g->bNumInterfaces, 2);
+	/* Interface-number order, active configuration only. */
+	assert_int_equal(g->ifaces[0].bInterfaceClass, 0xff);
+	assert_int_equal(g->ifaces[0].bInterfaceSubClass, 0x01);
+	assert_int_equal(g->ifaces[0].bInterfaceProtocol, 0x02);
+	assert_int_equal(g->ifaces[1].bInterfaceClass, 0x0a);
+	assert_string_equal(g->serial, "0123456789");
+	assert_string_equal(g->manufacturer, "Linux Foundation");
+	assert_string_equal(g->product, "Gadget Zero");
+	assert_false(g->on_vhci);
+	char want_path[128];
+
+	snprintf(want_path, sizeof(want_path), "%s/bus/usb/devices/1-1", fs->root);
+	assert_string_equal(g->path, want_path);
+
+	const struct bk_device_info *u = find_busid(devs, n, "1-1.3");
+
+	assert_non_null(u);
+	assert_int_equal(u->port_depth, 2);
+	assert_int_equal(u->port_path[0], 1);
+	assert_int_equal(u->port_path[1], 3);
+	assert_int_equal(u->speed, USBIP_SPEED_FULL);
+	assert_int_equal(u->bConfigurationValue, 0);
+	assert_int_equal(u->bNumInterfaces, 0);
+	assert_string_equal(u->serial, ""); /* no such file: no such string */
+	free(devs);
+
+	/* With vhci copies wanted, the SuperSpeed copy on bus 2 shows. */
+	assert_int_equal(lu_sysfs_scan(fs->root, true, &devs, &n), 0);
+	assert_int_equal(n, 3);
+	const struct bk_device_info *c = find_busid(devs, n, "2-1");
+
+	assert_non_null(c);
+	assert_true(c->on_vhci);
+	assert_int_equal(c->speed, USBIP_SPEED_SUPER);
+	free(devs);
+
+	/* A host without USB: no devices, no error. */
+	devs = (struct bk_device_info *)&devs;
+	assert_int_equal(lu_sysfs_scan("/nonexistent-sysfs-root", false, &devs, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(devs);
+}
+
+static void test_sysfs_locate(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	uint8_t bus = 0, dev = 0;
+
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "1-1", &bus, &dev), 0);
+	assert_int_equal(bus, 1);
+	assert_int_equal(dev, 7);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "1-1.3", &bus, &dev), 0);
+	assert_int_equal(dev, 9);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "2-1", &bus, &dev), -LNX_ENODEV);
+	assert_int_equal(lu_sysfs_locate(fs->root, true, "2-1", &bus, &dev), 0);
+	assert_int_equal(bus, 2);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "3-1", &bus, &dev), -LNX_ENODEV);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "usb1", &bus, &dev), -LNX_ENODEV);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "../1-1", &bus, &dev), -LNX_ENODEV);
+}
+
+static void test_sysfs_device_info_rejects(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct bk_device_info info;
+
+	/* Half gone: its files vanish under the scan. */
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-2", NULL, 0, &info),
+			 -LNX_ENODEV);
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "9-9", NULL, 0, &info),
+			 -LNX_ENODEV);
+	/* Not devices at all. */
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "usb1", NULL, 0, &info),
+			 -LNX_ENOENT);
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1:1.0", NULL, 0, &info),
+			 -LNX_ENOENT);
+	/* Garbage in a number. */
+	put_text(fs, "bus/usb/devices/1-1/devnum", "7x\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EINVAL);
+	put_text(fs, "bus/usb/devices/1-1/devnum", "-7\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EINVAL);
+	put_text(fs, "bus/usb/devices/1-1/devnum", "256\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EINVAL);
+	/* busnum must agree with the name. */
+	put_text(fs, "bus/usb/devices/1-1/devnum", "7\n");
+	put_text(fs, "bus/usb/devices/1-1/busnum", "3\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EINVAL);
+	put_text(fs, "bus/usb/devices/1-1/busnum", "1\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info), 0);
+	/* Without the directory listing there are no interface entries. */
+	assert_int_equal(info.bNumInterfaces, 0);
+}
+
+static void test_sysfs_speed(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		uint32_t want;
+	} cases[] = {
+		{ "1.5", USBIP_SPEED_LOW },     { "12", USBIP_SPEED_FULL },
+		{ "480", USBIP_SPEED_HIGH },    { "5000", USBIP_SPEED_SUPER },
+		{ "10000", USBIP_SPEED_SUPER }, { "20000", USBIP_SPEED_SUPER },
+		{ "unknown", USBIP_SPEED_UNKNOWN }, { "", USBIP_SPEED_UNKNOWN },
+		{ "4800", USBIP_SPEED_UNKNOWN },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (lu_sysfs_speed(cases[i].text) != cases[i].want)
+			fail_msg("speed '%s': got %u, want %u", cases[i].text,
+				 lu_sysfs_speed(cases[i].text), cases[i].want);
+}
+
+/* The backend pointed at a fake tree: its seed scan and enumerate read
+ * sysfs, with no libusb context of their own, and rescans of an unchanged
+ * tree report nothing. A device added to the tree is reported once. */
+static void test_backend_on_fake_sysfs(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct libusb_backend_options opt;
+	struct hotplug_count seen = { 0, 0 };
+
+	libusb_backend_options_init(&opt);
+	opt.sysfs_root = fs->root;
+	opt.rescan_interval_ms = 10;
+	opt.use_hotplug = false; /* the rescan is the only source */
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	backend_set_hotplug(b, count_hotplug, &seen);
+	struct bk_device_info *devs = NULL;
+	size_t n = 0;
+
+	assert_int_equal(b->ops->enumerate(b, &devs, &n), 0);
+	assert_int_equal(n, 2);
+	free(devs);
+	assert_int_equal(b->ops->start(b), 0);
+	struct timespec pause = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.arrived, 0); /* the baseline is no event */
+	assert_int_equal(seen.left, 0);
+
+	char rel[128];
+
+	snprintf(rel, sizeof(rel), "bus/usb/devices/1-2/idProduct");
+	put_text(fs, rel, "0001\n");
+	const struct attr_file rest[] = {
+		{ "bcdDevice", "0100\n" }, { "bDeviceClass", "00\n" },
+		{ "bDeviceSubClass", "00\n" }, { "bDeviceProtocol", "00\n" },
+		{ "bNumConfigurations", "1\n" }, { NULL, NULL },
+	};
+	put_attrs(fs, "1-2", rest);
+	for (int i = 0; i < 100 && seen.arrived == 0; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.arrived, 1);
+	assert_int_equal(seen.left, 0);
+
+	/* Unplugged: its directory goes; reported once. */
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/bus/usb/devices/1-2'", fs->root);
+	assert_int_equal(system(cmd), 0);
+	for (int i = 0; i < 100 && seen.left == 0; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	nanosleep(&pause, NULL);
+	b->ops->stop(b);
+	assert_int_equal(seen.arrived, 1);
+	assert_int_equal(seen.left, 1);
+	b->ops->destroy(b);
 }
 
 /* ---- event-loop integration (loop_*) ---------------------------------- */
@@ -867,6 +1164,15 @@ int main(void)
 		cmocka_unit_test(test_start_stop),
 		cmocka_unit_test(test_stop_wakes_long_wait),
 		cmocka_unit_test(test_two_backends),
+		cmocka_unit_test_setup_teardown(test_sysfs_scan, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_sysfs_locate, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_sysfs_device_info_rejects, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test(test_sysfs_speed),
+		cmocka_unit_test_setup_teardown(test_backend_on_fake_sysfs, fake_scan_setup,
+						fake_sysfs_teardown),
 		cmocka_unit_test(test_loop_fds_are_libusbs),
 		cmocka_unit_test(test_loop_dispatch_consumes),
 		cmocka_unit_test(test_loop_attach_detach_thread),
