@@ -11,11 +11,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/netlink.h>
+#include <sys/socket.h>
+#endif
 
 #include "backend/libusb_internal.h"
 #include "backend/libusb_map.h"
@@ -341,6 +346,112 @@ static void *rescan_thread(void *arg)
 	return NULL;
 }
 
+#ifdef __linux__
+/* Without a udev daemon nobody relays the kernel's uevents to libusb, but
+ * the kernel broadcasts them to anyone listening: a USB device bound to its
+ * driver or removed asks the rescan thread for a scan at once, so a plug is
+ * seen without waiting for the rescan timer. */
+static void *uevent_thread(void *arg)
+{
+	struct lu_backend *b = arg;
+	char buf[8192];
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = b->uevent_fd, .events = POLLIN },
+				       { .fd = b->uevent_stop[0], .events = POLLIN } };
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("libusb: uevents: poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents != 0)
+			break;
+		bool want = false;
+
+		for (;;) {
+			struct sockaddr_nl from;
+			struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+			struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
+					     .msg_iov = &iov, .msg_iovlen = 1 };
+			ssize_t n = recvmsg(b->uevent_fd, &mh, MSG_DONTWAIT);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				want |= errno == ENOBUFS; /* some were lost */
+				break;
+			}
+			if (mh.msg_namelen != sizeof(from) || from.nl_pid != 0)
+				continue; /* only the kernel's own */
+			want |= lu_uevent_wants_rescan(buf, (size_t)n);
+		}
+		if (want) {
+			pthread_mutex_lock(&b->lock);
+			b->rescan_now = true;
+			pthread_cond_signal(&b->rescan_cond);
+			pthread_mutex_unlock(&b->lock);
+		}
+	}
+	return NULL;
+}
+
+/* Caller holds life_lock. Best effort: without it the timer still works. */
+static void uevent_start(struct lu_backend *b)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			NETLINK_KOBJECT_UEVENT);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		log_debug("libusb: no kernel uevents: %s", strerror(errno));
+		goto err_close;
+	}
+	if (pipe(b->uevent_stop) < 0)
+		goto err_close;
+	fcntl(b->uevent_stop[0], F_SETFD, FD_CLOEXEC);
+	fcntl(b->uevent_stop[1], F_SETFD, FD_CLOEXEC);
+	b->uevent_fd = fd;
+	if (pthread_create(&b->uevent_thread, NULL, uevent_thread, b) != 0)
+		goto err_close_pipe;
+	b->uevent_on = true;
+	return;
+
+err_close_pipe:
+	close(b->uevent_stop[0]);
+	close(b->uevent_stop[1]);
+err_close:
+	if (fd >= 0)
+		close(fd);
+	b->uevent_fd = -1;
+}
+
+/* Caller holds life_lock. */
+static void uevent_stop(struct lu_backend *b)
+{
+	if (!b->uevent_on)
+		return;
+	(void)!write(b->uevent_stop[1], "x", 1);
+	pthread_join(b->uevent_thread, NULL);
+	close(b->uevent_stop[0]);
+	close(b->uevent_stop[1]);
+	close(b->uevent_fd);
+	b->uevent_fd = -1;
+	b->uevent_on = false;
+}
+#else
+static void uevent_start(struct lu_backend *b)
+{
+	(void)b;
+}
+
+static void uevent_stop(struct lu_backend *b)
+{
+	(void)b;
+}
+#endif
+
 static int lu_start(struct backend *base)
 {
 	struct lu_backend *b = to_lu(base);
@@ -386,12 +497,6 @@ static int lu_start(struct backend *base)
 								   : LU_SAFETY_RESCAN_MS);
 	} else {
 		b->scan_ms = b->rescan_ms;
-		if (b->hp_registered && b->rescan_ms > 0)
-			log_info("libusb: no udev daemon: hotplug events may not come; rescanning "
-				 "every %u ms", b->rescan_ms);
-		else if (b->rescan_ms == 0)
-			log_warn("libusb: no hotplug events and no rescan: devices plugged from "
-				 "now on will not be seen");
 	}
 
 	/* Devices present now are the baseline: events report changes only. */
@@ -421,6 +526,16 @@ static int lu_start(struct backend *base)
 		event_thread_stop(b);
 		goto err_deregister;
 	}
+	if (!hotplug_events_flow(b)) {
+		uevent_start(b);
+		const char *how = b->uevent_on ? (b->rescan_ms > 0 ? "kernel uevents and a rescan"
+								 : "kernel uevents only")
+					       : (b->rescan_ms > 0 ? "a rescan" : "nothing (rescan off)");
+
+		log_info("libusb: no libusb hotplug events to expect (%s); devices are seen by %s "
+			 "(every %u ms)", b->hp_registered ? "no udev daemon" : "hotplug off", how,
+			 b->rescan_ms);
+	}
 	pthread_mutex_lock(&b->lock);
 	b->running = true;
 	pthread_mutex_unlock(&b->lock);
@@ -446,6 +561,7 @@ static void stop_locked(struct lu_backend *b)
 	if (!running)
 		return;
 
+	uevent_stop(b);
 	pthread_mutex_lock(&b->lock);
 	atomic_store(&b->stopping, true);
 	pthread_cond_signal(&b->rescan_cond);
@@ -1088,6 +1204,7 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 		return NULL;
 	b->base.ops = &lu_ops;
 	b->hp_tail = &b->hp_head;
+	b->uevent_fd = -1;
 	b->rescan_ms = opt->rescan_interval_ms;
 	b->include_vhci = opt->include_vhci;
 	b->use_hotplug = opt->use_hotplug;

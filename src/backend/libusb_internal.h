@@ -71,6 +71,13 @@ struct lu_backend {
 	libusb_hotplug_callback_handle hp_handle;
 	bool hp_registered;
 
+	/* Linux without a udev daemon: kernel uevents wake the rescan thread
+	 * (the uevent thread's own; started and stopped under life_lock). */
+	int uevent_fd;
+	int uevent_stop[2];
+	pthread_t uevent_thread;
+	bool uevent_on;
+
 	/* Serialises start/stop/loop_attach/loop_detach/destroy. Never taken
 	 * by the event thread, so it may be held while joining it. */
 	pthread_mutex_t life_lock;
@@ -146,6 +153,11 @@ int lu_sysfs_scan(const char *root, bool include_vhci, struct bk_device_info **o
  * on a vhci bus unless include_vhci). */
 int lu_sysfs_locate(const char *root, bool include_vhci, const char *busid, uint8_t *busnum,
 		    uint8_t *devnum);
+
+/* True for a kernel uevent (NETLINK_KOBJECT_UEVENT, "ACTION@DEVPATH" then
+ * NUL-separated KEY=VALUE) that a USB device was bound to its driver
+ * (configured: its interfaces are in sysfs) or removed. */
+bool lu_uevent_wants_rescan(const char *msg, size_t n);
 
 /* ---- libusb_enum.c ---------------------------------------------------- */
 

@@ -422,3 +422,37 @@ int lu_sysfs_locate(const char *root, bool include_vhci, const char *busid, uint
 	*devnum = (uint8_t)dev;
 	return 0;
 }
+
+/* ---- Kernel uevents ------------------------------------------------------ */
+
+bool lu_uevent_wants_rescan(const char *msg, size_t n)
+{
+	/* "ACTION@DEVPATH\0KEY=VALUE\0...": the header, then NUL-separated
+	 * variables. libudev's own messages start with "libudev" instead. */
+	const char *action = NULL, *subsystem = NULL, *devtype = NULL;
+	size_t off = 0;
+
+	if (n == 0 || memchr(msg, '@', strnlen(msg, n)) == NULL)
+		return false;
+	off = strnlen(msg, n) + 1;
+	while (off < n) {
+		const char *v = msg + off;
+		size_t len = strnlen(v, n - off);
+
+		if (len == n - off)
+			break; /* no terminating NUL: ignore the rest */
+		if (strncmp(v, "ACTION=", 7) == 0)
+			action = v + 7;
+		else if (strncmp(v, "SUBSYSTEM=", 10) == 0)
+			subsystem = v + 10;
+		else if (strncmp(v, "DEVTYPE=", 8) == 0)
+			devtype = v + 8;
+		off += len + 1;
+	}
+	if (action == NULL || subsystem == NULL || devtype == NULL ||
+	    strcmp(subsystem, "usb") != 0 || strcmp(devtype, "usb_device") != 0)
+		return false;
+	/* "bind": the generic driver has chosen a configuration, so the scan
+	 * sees the interfaces too ("add" comes before that); "remove": gone. */
+	return strcmp(action, "bind") == 0 || strcmp(action, "remove") == 0;
+}

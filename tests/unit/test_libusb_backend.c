@@ -923,6 +923,36 @@ static void test_backend_on_fake_sysfs(void **state)
 	b->ops->destroy(b);
 }
 
+static void test_uevent_wants_rescan(void **state)
+{
+	(void)state;
+#define UEV(s) { s, sizeof(s) - 1 }
+	static const struct {
+		const char *msg;
+		size_t n;
+	} cases[] = {
+		UEV("bind@/devices/pci0000:00/usb1/1-1\0ACTION=bind\0DEVPATH=/devices/pci0000:00/"
+		    "usb1/1-1\0SUBSYSTEM=usb\0DEVTYPE=usb_device\0DRIVER=usb\0SEQNUM=1\0"),
+		UEV("remove@/devices/usb1/1-1\0ACTION=remove\0SUBSYSTEM=usb\0DEVTYPE=usb_device\0"),
+		/* "add" comes before the configuration is chosen: bind follows. */
+		UEV("add@/devices/usb1/1-1\0ACTION=add\0SUBSYSTEM=usb\0DEVTYPE=usb_device\0"),
+		/* Interfaces, other subsystems, libudev's relays, junk. */
+		UEV("bind@/devices/usb1/1-1/1-1:1.0\0ACTION=bind\0SUBSYSTEM=usb\0"
+		    "DEVTYPE=usb_interface\0"),
+		UEV("remove@/devices/virtual/net/x\0ACTION=remove\0SUBSYSTEM=net\0"),
+		UEV("libudev\0\xfe\xed\xca\xfe"),
+		UEV("bind@/x\0ACTION=bind\0SUBSYSTEM=usb\0"), /* no DEVTYPE */
+		UEV("bind@/x\0ACTION=bind\0SUBSYSTEM=usb\0DEVTYPE=usb_device"), /* unterminated */
+		UEV(""),
+	};
+	static const bool want[] = { true, true, false, false, false, false, false, false, false };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (lu_uevent_wants_rescan(cases[i].msg, cases[i].n) != want[i])
+			fail_msg("case %zu: got %d", i, !want[i]);
+#undef UEV
+}
+
 /* ---- event-loop integration (loop_*) ---------------------------------- */
 
 struct wake_count {
@@ -1171,6 +1201,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sysfs_device_info_rejects, fake_scan_setup,
 						fake_sysfs_teardown),
 		cmocka_unit_test(test_sysfs_speed),
+		cmocka_unit_test(test_uevent_wants_rescan),
 		cmocka_unit_test_setup_teardown(test_backend_on_fake_sysfs, fake_scan_setup,
 						fake_sysfs_teardown),
 		cmocka_unit_test(test_loop_fds_are_libusbs),
