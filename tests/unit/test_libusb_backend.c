@@ -909,6 +909,15 @@ static void test_backend_on_fake_sysfs(void **state)
 	assert_int_equal(seen.arrived, 1);
 	assert_int_equal(seen.left, 0);
 
+	/* A device whose attributes cannot be read for a moment, but which
+	 * sysfs still lists with the same numbers, has not left. */
+	put_text(fs, "bus/usb/devices/1-1/idProduct", "zz\n");
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.left, 0);
+	put_text(fs, "bus/usb/devices/1-1/idProduct", "a4a0\n");
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.arrived, 1);
+
 	/* Unplugged: its directory goes; reported once. */
 	char cmd[160];
 
