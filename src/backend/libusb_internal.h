@@ -2,15 +2,24 @@
  *
  * Files: libusb_backend.c (lifecycle, event thread, hotplug, handle calls),
  * libusb_enum.c (device lists and bk_device_info), libusb_transfer.c
- * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers).
+ * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers: reads,
+ * the Linux scan, the uevent filter).
+ *
+ * Threads (all started by start() and joined by stop()): the event thread
+ * (libusb_handle_events: completions and libusb's hotplug callback, which
+ * only queues; absent while a caller's loop is attached), the rescan
+ * thread (handles the queue, rescans, delivers every BK_DEVICE_* event),
+ * and on Linux without a udev daemon the uevent thread (kernel uevents:
+ * only asks the rescan thread for a scan).
  *
  * Locking (never held while calling a completion or hotplug callback):
  * - lu_backend.lock guards known/nknown, the hotplug queue, rescan_now, running,
  *   event_thread_on and loop_attached; rescan_cond (with it) wakes the
  *   rescan thread.
  * - life_lock serialises start/stop/loop_attach/loop_detach/destroy; it is
- *   taken before lock and may be held while joining the event thread (which
- *   never takes it).
+ *   taken before lock and held while joining the threads (none takes it).
+ *   Hence none of those may be called from a completion or hotplug
+ *   callback.
  * - loop_pollfds/loop_npollfds belong to the thread that called loop_attach
  *   (the caller's loop). loop_dirty is atomic: libusb's pollfd notifiers set
  *   it from whichever thread opens or closes a device. wake_lock guards
