@@ -10,11 +10,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/netlink.h>
+#include <sys/socket.h>
+#endif
 
 #include "backend/libusb_internal.h"
 #include "backend/libusb_map.h"
@@ -25,6 +31,8 @@
 /* Longest single wait of the event thread, and how long close() waits for
  * transfers a careless caller left pending. */
 #define LU_EVENT_WAIT_MAX_MS 1000u
+/* Shortest rescan period while libusb's hotplug events flow. */
+#define LU_SAFETY_RESCAN_MS 10000u
 #define LU_CLOSE_DRAIN_MS 5000u
 #define LU_CLOSE_POLL_MS 100u
 
@@ -48,27 +56,135 @@ void libusb_backend_options_init(struct libusb_backend_options *opt)
 
 /* ---- Hotplug and rescan ------------------------------------------------ */
 
-/* Runs on the event thread inside libusb_handle_events: only records and
- * wakes the rescan thread. Which device it was does not matter, the rescan
- * diff finds out, and so a device noticed by both hotplug and the periodic
- * rescan is reported once. */
+/* Runs wherever libusb handles events (the event thread, an attached
+ * caller's loop_dispatch, or a thread inside a synchronous libusb call):
+ * only queues the device and wakes the rescan thread, which does the work.
+ * libusb allows taking a reference here. */
 static int LIBUSB_CALL on_libusb_hotplug(libusb_context *ctx, libusb_device *dev,
 					 libusb_hotplug_event event, void *user)
 {
 	struct lu_backend *b = user;
+	struct lu_hp_event *e = malloc(sizeof(*e));
 
 	(void)ctx;
-	(void)dev;
-	(void)event;
 	pthread_mutex_lock(&b->lock);
-	b->rescan_now = true;
+	if (e != NULL) {
+		e->next = NULL;
+		e->dev = libusb_ref_device(dev);
+		e->arrived = event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED;
+		*b->hp_tail = e;
+		b->hp_tail = &e->next;
+	} else {
+		b->rescan_now = true; /* no memory: a full rescan finds it */
+	}
 	pthread_cond_signal(&b->rescan_cond);
 	pthread_mutex_unlock(&b->lock);
 	return 0; /* stay registered */
 }
 
-/* Rescan thread only: it is the sole writer of known, so it reads it here
- * without the lock; enumerate() copies it under the lock. */
+/* Takes the queued hotplug events. Caller holds b->lock. */
+static struct lu_hp_event *take_events_locked(struct lu_backend *b)
+{
+	struct lu_hp_event *e = b->hp_head;
+
+	b->hp_head = NULL;
+	b->hp_tail = &b->hp_head;
+	return e;
+}
+
+static void free_events(struct lu_hp_event *e)
+{
+	while (e != NULL) {
+		struct lu_hp_event *next = e->next;
+
+		libusb_unref_device(e->dev);
+		free(e);
+		e = next;
+	}
+}
+
+static void deliver(struct lu_backend *b, enum bk_hotplug_event ev,
+		    const struct bk_device_info *info)
+{
+	bk_hotplug_fn fn = b->base.hotplug;
+
+	log_debug("libusb: device %s %s", info->busid,
+		  ev == BK_DEVICE_ARRIVED ? "arrived" : "left");
+	if (fn != NULL)
+		fn(b->base.hotplug_ctx, ev, info);
+}
+
+/* Rescan thread only (the sole writer of known, so it reads it without the
+ * lock). Removes known[i] and reports it gone. */
+static void known_remove(struct lu_backend *b, size_t i)
+{
+	struct bk_device_info gone = b->known[i];
+
+	pthread_mutex_lock(&b->lock);
+	b->known[i] = b->known[b->nknown - 1];
+	b->nknown--;
+	pthread_mutex_unlock(&b->lock);
+	deliver(b, BK_DEVICE_LEFT, &gone);
+}
+
+/* Rescan thread only. Adds info and reports it; false when out of memory. */
+static bool known_add(struct lu_backend *b, const struct bk_device_info *info)
+{
+	struct bk_device_info *grown = realloc(b->known, (b->nknown + 1) * sizeof(*grown));
+
+	if (grown == NULL)
+		return false;
+	pthread_mutex_lock(&b->lock);
+	b->known = grown;
+	b->known[b->nknown++] = *info;
+	pthread_mutex_unlock(&b->lock);
+	deliver(b, BK_DEVICE_ARRIVED, info);
+	return true;
+}
+
+/* One libusb hotplug event, straight from the device libusb handed us: no
+ * scan, and on Linux no device I/O (descriptors are libusb's cached copy,
+ * strings come from sysfs). Duplicates (a device the seed scan or a rescan
+ * already reported) are dropped by the same busid/bus/device comparison
+ * the rescan diff uses, so every plug gives one ARRIVED, every unplug one
+ * LEFT. Returns false when a full rescan should settle it instead. */
+static bool handle_event(struct lu_backend *b, const struct lu_hp_event *e)
+{
+	if (e->arrived) {
+		struct bk_device_info info;
+		int r = lu_device_info(b, e->dev, b->known, b->nknown, &info);
+
+		if (r == -LNX_ENOENT)
+			return true; /* a root hub, a vhci copy */
+		if (r < 0) {
+			log_debug("libusb: arrival of %u-%u: %s", libusb_get_bus_number(e->dev),
+				  libusb_get_device_address(e->dev), linux_errno_name(r));
+			return false;
+		}
+		for (size_t i = 0; i < b->nknown; i++) {
+			if (lu_same_device(&b->known[i], &info))
+				return true;
+			/* Same port, new device number: its departure was missed. */
+			if (strcmp(b->known[i].busid, info.busid) == 0) {
+				known_remove(b, i);
+				break;
+			}
+		}
+		return known_add(b, &info);
+	}
+	uint8_t bus = libusb_get_bus_number(e->dev);
+	uint8_t addr = libusb_get_device_address(e->dev);
+
+	for (size_t i = 0; i < b->nknown; i++) {
+		if (b->known[i].busnum == bus && b->known[i].devnum == addr) {
+			known_remove(b, i);
+			break;
+		}
+	}
+	return true;
+}
+
+/* Rescan thread only: a full scan diffed against known. */
 static void rescan_and_notify(struct lu_backend *b)
 {
 	struct bk_device_info *fresh = NULL;
@@ -90,6 +206,34 @@ static void rescan_and_notify(struct lu_backend *b)
 	size_t nleft = lu_diff(fresh, nfresh, b->known, b->nknown, left);
 	size_t narrived = lu_diff(b->known, b->nknown, fresh, nfresh, arrived);
 
+#ifdef __linux__
+	/* A device whose files the scan could not read but that sysfs still
+	 * lists with the same numbers did not leave (a read raced with a
+	 * change of its attributes): keep it rather than report a departure
+	 * that would detach its clients. */
+	size_t kept = 0;
+
+	for (size_t i = 0; i < nleft; i++) {
+		const struct bk_device_info *o = &b->known[left[i]];
+		uint8_t bus, dev;
+
+		if (lu_sysfs_locate(b->sysfs_root, b->include_vhci, o->busid, &bus, &dev) < 0 ||
+		    bus != o->busnum || dev != o->devnum) {
+			left[kept++] = left[i];
+			continue;
+		}
+		struct bk_device_info *grown = realloc(fresh, (nfresh + 1) * sizeof(*grown));
+
+		if (grown == NULL) {
+			left[kept++] = left[i];
+			continue;
+		}
+		fresh = grown;
+		fresh[nfresh++] = *o;
+	}
+	nleft = kept;
+#endif
+
 	pthread_mutex_lock(&b->lock);
 	struct bk_device_info *old = b->known;
 
@@ -99,21 +243,31 @@ static void rescan_and_notify(struct lu_backend *b)
 	fresh = NULL; /* now b->known */
 
 	/* No lock held: the callback may enumerate or open. */
-	bk_hotplug_fn fn = b->base.hotplug;
-
-	for (size_t i = 0; fn != NULL && i < nleft; i++) {
-		log_info("libusb: device %s left", old[left[i]].busid);
-		fn(b->base.hotplug_ctx, BK_DEVICE_LEFT, &old[left[i]]);
-	}
-	for (size_t i = 0; fn != NULL && i < narrived; i++) {
-		log_info("libusb: device %s arrived", b->known[arrived[i]].busid);
-		fn(b->base.hotplug_ctx, BK_DEVICE_ARRIVED, &b->known[arrived[i]]);
-	}
+	for (size_t i = 0; i < nleft; i++)
+		deliver(b, BK_DEVICE_LEFT, &old[left[i]]);
+	for (size_t i = 0; i < narrived; i++)
+		deliver(b, BK_DEVICE_ARRIVED, &b->known[arrived[i]]);
 	free(old);
 out_free:
 	free(fresh);
 	free(left);
 	free(arrived);
+}
+
+/* Whether libusb's hotplug events can be expected at all. On Linux,
+ * libusb built with udev (Debian's is) hears of devices only from the udev
+ * daemon, whose control socket tells that it runs; without one (a minimal
+ * guest) the callback stays silent and the main context's device list
+ * never changes, so only the sysfs rescan sees devices come and go. */
+static bool hotplug_events_flow(const struct lu_backend *b)
+{
+	if (!b->hp_registered)
+		return false;
+#ifdef __linux__
+	return access("/run/udev/control", F_OK) == 0;
+#else
+	return true;
+#endif
 }
 
 /* The event thread does nothing but libusb's event handling, so transfer
@@ -125,13 +279,13 @@ static void *event_thread(void *arg)
 {
 	struct lu_backend *b = arg;
 
-	while (!atomic_load(&b->stopping)) {
+	while (!atomic_load(&b->stopping) && !atomic_load(&b->event_stop)) {
 		struct timeval tv = {
 			.tv_sec = LU_EVENT_WAIT_MAX_MS / 1000u,
 			.tv_usec = (suseconds_t)((LU_EVENT_WAIT_MAX_MS % 1000u) * 1000u),
 		};
 		/* Returns early on events and on libusb_interrupt_event_handler
-		 * from stop(). */
+		 * from stop() or loop_attach(). */
 		int r = libusb_handle_events_timeout_completed(b->ctx, &tv, NULL);
 
 		if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED) {
@@ -144,40 +298,187 @@ static void *event_thread(void *arg)
 	return NULL;
 }
 
-/* Rescans every rescan_ms, or at once when libusb's hotplug asks, and
- * delivers BK_DEVICE_* events; with rescan_ms 0 only when asked. */
+/* Caller holds life_lock. */
+static int event_thread_start(struct lu_backend *b)
+{
+	atomic_store(&b->event_stop, false);
+	int r = pthread_create(&b->thread, NULL, event_thread, b);
+
+	if (r != 0)
+		return r;
+	pthread_mutex_lock(&b->lock);
+	b->event_thread_on = true;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* Caller holds life_lock. The interrupt wakes the thread from its wait in
+ * libusb at once; if it is between waits, the flag stays pending in the
+ * context and ends its next wait (or the next loop_dispatch) early. */
+static void event_thread_stop(struct lu_backend *b)
+{
+	pthread_mutex_lock(&b->lock);
+	bool on = b->event_thread_on;
+
+	pthread_mutex_unlock(&b->lock);
+	if (!on)
+		return;
+	atomic_store(&b->event_stop, true);
+	libusb_interrupt_event_handler(b->ctx);
+	pthread_join(b->thread, NULL);
+	pthread_mutex_lock(&b->lock);
+	b->event_thread_on = false;
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* The rescan thread: works off queued hotplug events as they come, and
+ * rescans every scan_ms (0: never) or when an event could not be handled.
+ * Delivers every BK_DEVICE_* event, with no lock held. */
 static void *rescan_thread(void *arg)
 {
 	struct lu_backend *b = arg;
 
 	pthread_mutex_lock(&b->lock);
 	while (!atomic_load(&b->stopping)) {
-		if (!b->rescan_now) {
-			if (b->rescan_ms > 0) {
+		if (b->hp_head == NULL && !b->rescan_now) {
+			if (b->scan_ms > 0) {
 				struct timespec deadline;
 
 				clock_gettime(CLOCK_REALTIME, &deadline);
 				uint64_t ns = (uint64_t)deadline.tv_nsec +
-					      (uint64_t)(b->rescan_ms % 1000u) * 1000000u;
-				deadline.tv_sec += (time_t)(b->rescan_ms / 1000u + ns / 1000000000u);
+					      (uint64_t)(b->scan_ms % 1000u) * 1000000u;
+				deadline.tv_sec += (time_t)(b->scan_ms / 1000u + ns / 1000000000u);
 				deadline.tv_nsec = (long)(ns % 1000000000u);
-				pthread_cond_timedwait(&b->rescan_cond, &b->lock, &deadline);
+				if (pthread_cond_timedwait(&b->rescan_cond, &b->lock, &deadline) ==
+				    ETIMEDOUT)
+					b->rescan_now = true;
 			} else {
 				pthread_cond_wait(&b->rescan_cond, &b->lock);
 			}
-			if (atomic_load(&b->stopping))
-				break;
-			if (b->rescan_ms == 0 && !b->rescan_now)
-				continue;
+			continue; /* check stopping, then what woke us */
 		}
+		struct lu_hp_event *events = take_events_locked(b);
+		bool full = b->rescan_now;
+
 		b->rescan_now = false;
 		pthread_mutex_unlock(&b->lock);
-		rescan_and_notify(b);
+		for (struct lu_hp_event *e = events; e != NULL; e = e->next)
+			if (!handle_event(b, e))
+				full = true;
+		free_events(events);
+		if (full)
+			rescan_and_notify(b);
 		pthread_mutex_lock(&b->lock);
 	}
 	pthread_mutex_unlock(&b->lock);
 	return NULL;
 }
+
+#ifdef __linux__
+/* Without a udev daemon nobody relays the kernel's uevents to libusb, but
+ * the kernel broadcasts them to anyone listening: a USB device bound to its
+ * driver or removed asks the rescan thread for a scan at once, so a plug is
+ * seen without waiting for the rescan timer. */
+static void *uevent_thread(void *arg)
+{
+	struct lu_backend *b = arg;
+	char buf[8192];
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = b->uevent_fd, .events = POLLIN },
+				       { .fd = b->uevent_stop[0], .events = POLLIN } };
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("libusb: uevents: poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents != 0)
+			break;
+		bool want = false;
+
+		for (;;) {
+			struct sockaddr_nl from;
+			struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+			struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
+					     .msg_iov = &iov, .msg_iovlen = 1 };
+			ssize_t n = recvmsg(b->uevent_fd, &mh, MSG_DONTWAIT);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				want |= errno == ENOBUFS; /* some were lost */
+				break;
+			}
+			if (mh.msg_namelen != sizeof(from) || from.nl_pid != 0)
+				continue; /* only the kernel's own */
+			want |= lu_uevent_wants_rescan(buf, (size_t)n);
+		}
+		if (want) {
+			pthread_mutex_lock(&b->lock);
+			b->rescan_now = true;
+			pthread_cond_signal(&b->rescan_cond);
+			pthread_mutex_unlock(&b->lock);
+		}
+	}
+	return NULL;
+}
+
+/* Caller holds life_lock. Best effort: without it the timer still works. */
+static void uevent_start(struct lu_backend *b)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			NETLINK_KOBJECT_UEVENT);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		log_debug("libusb: no kernel uevents: %s", strerror(errno));
+		goto err_close;
+	}
+	if (pipe(b->uevent_stop) < 0)
+		goto err_close;
+	fcntl(b->uevent_stop[0], F_SETFD, FD_CLOEXEC);
+	fcntl(b->uevent_stop[1], F_SETFD, FD_CLOEXEC);
+	b->uevent_fd = fd;
+	if (pthread_create(&b->uevent_thread, NULL, uevent_thread, b) != 0)
+		goto err_close_pipe;
+	b->uevent_on = true;
+	return;
+
+err_close_pipe:
+	close(b->uevent_stop[0]);
+	close(b->uevent_stop[1]);
+err_close:
+	if (fd >= 0)
+		close(fd);
+	b->uevent_fd = -1;
+}
+
+/* Caller holds life_lock. */
+static void uevent_stop(struct lu_backend *b)
+{
+	if (!b->uevent_on)
+		return;
+	(void)!write(b->uevent_stop[1], "x", 1);
+	pthread_join(b->uevent_thread, NULL);
+	close(b->uevent_stop[0]);
+	close(b->uevent_stop[1]);
+	close(b->uevent_fd);
+	b->uevent_fd = -1;
+	b->uevent_on = false;
+}
+#else
+static void uevent_start(struct lu_backend *b)
+{
+	(void)b;
+}
+
+static void uevent_stop(struct lu_backend *b)
+{
+	(void)b;
+}
+#endif
 
 static int lu_start(struct backend *base)
 {
@@ -185,12 +486,46 @@ static int lu_start(struct backend *base)
 	struct bk_device_info *seed = NULL;
 	size_t nseed = 0;
 
+	pthread_mutex_lock(&b->life_lock);
 	pthread_mutex_lock(&b->lock);
 	bool running = b->running;
+	bool attached = b->loop_attached;
 
 	pthread_mutex_unlock(&b->lock);
-	if (running)
+	if (running) {
+		pthread_mutex_unlock(&b->life_lock);
 		return -LNX_EBUSY;
+	}
+
+	/* Registered before the seed scan, so that nothing plugged in between
+	 * is missed; events about devices the scan saw are dropped as
+	 * duplicates. */
+	atomic_store(&b->stopping, false);
+	pthread_mutex_lock(&b->lock);
+	free_events(take_events_locked(b)); /* left over from a previous run */
+	pthread_mutex_unlock(&b->lock);
+	b->hp_registered = false;
+	if (b->use_hotplug && libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
+		int r = libusb_hotplug_register_callback(
+			b->ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
+			0, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
+			LIBUSB_HOTPLUG_MATCH_ANY, on_libusb_hotplug, b, &b->hp_handle);
+		if (r == LIBUSB_SUCCESS)
+			b->hp_registered = true;
+		else
+			log_warn("libusb: no hotplug callback (%s), rescan only",
+				 libusb_error_name(r));
+	}
+	/* With hotplug events the rescan is only a safety net against events
+	 * libusb lost (its udev monitor drops them when its socket buffer
+	 * overflows), at a slow period; without them it is the only source. */
+	if (hotplug_events_flow(b)) {
+		b->scan_ms = b->rescan_ms == 0 ? 0
+			     : (b->rescan_ms > LU_SAFETY_RESCAN_MS ? b->rescan_ms
+								   : LU_SAFETY_RESCAN_MS);
+	} else {
+		b->scan_ms = b->rescan_ms;
+	}
 
 	/* Devices present now are the baseline: events report changes only. */
 	int r = lu_scan(b, NULL, 0, &seed, &nseed);
@@ -204,49 +539,48 @@ static int lu_start(struct backend *base)
 	b->rescan_now = false;
 	pthread_mutex_unlock(&b->lock);
 
-	atomic_store(&b->stopping, false);
-	b->hp_registered = false;
-	if (b->use_hotplug && libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
-		r = libusb_hotplug_register_callback(
-			b->ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
-			0, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
-			LIBUSB_HOTPLUG_MATCH_ANY, on_libusb_hotplug, b, &b->hp_handle);
-		if (r == LIBUSB_SUCCESS)
-			b->hp_registered = true;
-		else
-			log_warn("libusb: no hotplug callback (%s), rescan only",
-				 libusb_error_name(r));
-	}
-
-	r = pthread_create(&b->thread, NULL, event_thread, b);
-	if (r != 0) {
-		log_error("libusb: cannot start the event thread: %s", strerror(r));
-		goto err_deregister;
+	/* An attached loop handles the events itself. */
+	if (!attached) {
+		r = event_thread_start(b);
+		if (r != 0) {
+			log_error("libusb: cannot start the event thread: %s", strerror(r));
+			goto err_deregister;
+		}
 	}
 	r = pthread_create(&b->rescan_thread, NULL, rescan_thread, b);
 	if (r != 0) {
 		log_error("libusb: cannot start the rescan thread: %s", strerror(r));
 		atomic_store(&b->stopping, true);
-		libusb_interrupt_event_handler(b->ctx);
-		pthread_join(b->thread, NULL);
+		event_thread_stop(b);
 		goto err_deregister;
+	}
+	if (!hotplug_events_flow(b)) {
+		uevent_start(b);
+		const char *how = b->uevent_on ? (b->rescan_ms > 0 ? "kernel uevents and a rescan"
+								 : "kernel uevents only")
+					       : (b->rescan_ms > 0 ? "a rescan" : "nothing (rescan off)");
+
+		log_info("libusb: no libusb hotplug events to expect (%s); devices are seen by %s "
+			 "(every %u ms)", b->hp_registered ? "no udev daemon" : "hotplug off", how,
+			 b->rescan_ms);
 	}
 	pthread_mutex_lock(&b->lock);
 	b->running = true;
 	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->life_lock);
 	return 0;
 
 err_deregister:
 	if (b->hp_registered)
 		libusb_hotplug_deregister_callback(b->ctx, b->hp_handle);
 	b->hp_registered = false;
+	pthread_mutex_unlock(&b->life_lock);
 	return -LNX_ENOMEM;
 }
 
-static void lu_stop(struct backend *base)
+/* Caller holds life_lock. */
+static void stop_locked(struct lu_backend *b)
 {
-	struct lu_backend *b = to_lu(base);
-
 	pthread_mutex_lock(&b->lock);
 	bool running = b->running;
 
@@ -255,16 +589,183 @@ static void lu_stop(struct backend *base)
 	if (!running)
 		return;
 
+	uevent_stop(b);
 	pthread_mutex_lock(&b->lock);
 	atomic_store(&b->stopping, true);
 	pthread_cond_signal(&b->rescan_cond);
 	pthread_mutex_unlock(&b->lock);
-	libusb_interrupt_event_handler(b->ctx);
 	pthread_join(b->rescan_thread, NULL);
-	pthread_join(b->thread, NULL);
+	event_thread_stop(b); /* not running while a loop is attached */
 	if (b->hp_registered)
 		libusb_hotplug_deregister_callback(b->ctx, b->hp_handle);
 	b->hp_registered = false;
+	pthread_mutex_lock(&b->lock);
+	free_events(take_events_locked(b));
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void lu_stop(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+
+	pthread_mutex_lock(&b->life_lock);
+	stop_locked(b);
+	pthread_mutex_unlock(&b->life_lock);
+}
+
+/* ---- Event-loop integration (backend.h, loop_*) ------------------------- */
+
+/* libusb calls these from whichever thread adds or removes an event source
+ * (opening or closing a device, its own init), maybe with its own locks
+ * held: only flag and wake. */
+static void notify_fd_set_changed(struct lu_backend *b)
+{
+	atomic_store(&b->loop_dirty, true);
+	pthread_mutex_lock(&b->wake_lock);
+	if (b->loop_wake != NULL)
+		b->loop_wake(b->loop_ctx);
+	pthread_mutex_unlock(&b->wake_lock);
+}
+
+static void LIBUSB_CALL on_pollfd_added(int fd, short events, void *user)
+{
+	(void)fd;
+	(void)events;
+	notify_fd_set_changed(user);
+}
+
+static void LIBUSB_CALL on_pollfd_removed(int fd, void *user)
+{
+	(void)fd;
+	notify_fd_set_changed(user);
+}
+
+/* Caller holds life_lock; the loop is attached. */
+static void loop_release(struct lu_backend *b)
+{
+	libusb_set_pollfd_notifiers(b->ctx, NULL, NULL, NULL);
+	pthread_mutex_lock(&b->wake_lock);
+	b->loop_wake = NULL;
+	b->loop_ctx = NULL;
+	pthread_mutex_unlock(&b->wake_lock);
+	libusb_free_pollfds(b->loop_pollfds);
+	b->loop_pollfds = NULL;
+	b->loop_npollfds = 0;
+	pthread_mutex_lock(&b->lock);
+	b->loop_attached = false;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static int lu_loop_attach(struct backend *base, void (*wake)(void *ctx), void *ctx)
+{
+	struct lu_backend *b = to_lu(base);
+
+	if (wake == NULL)
+		return -LNX_EINVAL;
+	pthread_mutex_lock(&b->life_lock);
+	pthread_mutex_lock(&b->lock);
+	bool attached = b->loop_attached;
+
+	b->loop_attached = true;
+	pthread_mutex_unlock(&b->lock);
+	if (attached) {
+		pthread_mutex_unlock(&b->life_lock);
+		return -LNX_EBUSY;
+	}
+	pthread_mutex_lock(&b->wake_lock);
+	b->loop_wake = wake;
+	b->loop_ctx = ctx;
+	pthread_mutex_unlock(&b->wake_lock);
+	atomic_store(&b->loop_dirty, true);
+	libusb_set_pollfd_notifiers(b->ctx, on_pollfd_added, on_pollfd_removed, b);
+	/* From here on completions wait for the caller's loop_dispatch (or a
+	 * blocking libusb call on another thread, which handles events
+	 * itself). */
+	event_thread_stop(b);
+	pthread_mutex_unlock(&b->life_lock);
+	return 0;
+}
+
+static int ms_from_timeval(const struct timeval *tv)
+{
+	int64_t ms = (int64_t)tv->tv_sec * 1000 + ((int64_t)tv->tv_usec + 999) / 1000;
+
+	if (ms < 0)
+		return 0;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static int lu_loop_fds(struct backend *base, struct pollfd *fds, int max, int *timeout_ms)
+{
+	struct lu_backend *b = to_lu(base);
+
+	*timeout_ms = -1;
+	/* Cleared before reading the set: a change after this point sets it
+	 * again, so the next call fetches anew. */
+	if (atomic_exchange(&b->loop_dirty, false) || b->loop_pollfds == NULL) {
+		libusb_free_pollfds(b->loop_pollfds);
+		b->loop_npollfds = 0;
+		b->loop_pollfds = libusb_get_pollfds(b->ctx); /* allocates */
+		if (b->loop_pollfds == NULL)
+			return -LNX_ENOMEM; /* or a platform without pollfds */
+		while (b->loop_pollfds[b->loop_npollfds] != NULL)
+			b->loop_npollfds++;
+	}
+	if (b->loop_npollfds > max)
+		return -LNX_EOVERFLOW; /* more than max: nothing written */
+	for (int i = 0; i < b->loop_npollfds; i++) {
+		fds[i].fd = b->loop_pollfds[i]->fd;
+		fds[i].events = b->loop_pollfds[i]->events;
+		fds[i].revents = 0;
+	}
+	/* Linux: libusb arms a timerfd among its fds for its own timeouts. */
+	if (!libusb_pollfds_handle_timeouts(b->ctx)) {
+		struct timeval tv;
+		int r = libusb_get_next_timeout(b->ctx, &tv);
+
+		if (r == 1)
+			*timeout_ms = ms_from_timeval(&tv);
+		else if (r < 0)
+			*timeout_ms = (int)LU_EVENT_WAIT_MAX_MS; /* ask again later */
+	}
+	return b->loop_npollfds;
+}
+
+static void lu_loop_dispatch(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+	struct timeval zero = { 0, 0 };
+
+	/* Never blocks: when another thread handles events (a synchronous
+	 * libusb call), libusb waits at most the zero timeout for it. */
+	int r = libusb_handle_events_timeout_completed(b->ctx, &zero, NULL);
+
+	/* INTERRUPTED: a libusb_interrupt_event_handler left pending. */
+	if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED && r != LIBUSB_ERROR_TIMEOUT)
+		log_debug("libusb: handling events: %s", libusb_error_name(r));
+}
+
+static void lu_loop_detach(struct backend *base)
+{
+	struct lu_backend *b = to_lu(base);
+
+	pthread_mutex_lock(&b->life_lock);
+	pthread_mutex_lock(&b->lock);
+	bool attached = b->loop_attached;
+	bool running = b->running;
+
+	pthread_mutex_unlock(&b->lock);
+	if (attached) {
+		loop_release(b);
+		if (running) {
+			int r = event_thread_start(b);
+
+			if (r != 0)
+				log_error("libusb: cannot restart the event thread: %s",
+					  strerror(r));
+		}
+	}
+	pthread_mutex_unlock(&b->life_lock);
 }
 
 static void lu_destroy(struct backend *base)
@@ -273,12 +774,19 @@ static void lu_destroy(struct backend *base)
 
 	if (b == NULL)
 		return;
-	lu_stop(base);
+	pthread_mutex_lock(&b->life_lock);
+	stop_locked(b);
+	if (b->loop_attached)
+		loop_release(b); /* a caller that never detached */
+	pthread_mutex_unlock(&b->life_lock);
+	free_events(take_events_locked(b)); /* they hold references into ctx */
 	libusb_exit(b->ctx);
 	free(b->known);
 	free(b->sysfs_root);
 	pthread_cond_destroy(&b->rescan_cond);
+	pthread_mutex_destroy(&b->wake_lock);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->life_lock);
 	free(b);
 }
 
@@ -334,18 +842,18 @@ static int open_sys_device(struct lu_backend *b, uint8_t busnum, uint8_t devnum,
 static int open_device(struct lu_backend *b, const char *busid, libusb_device_handle **dh,
 		       int *fd_out)
 {
-	libusb_context *scan_ctx = NULL;
 	libusb_device *dev = NULL;
 	uint8_t busnum, devnum, mbus, mdev;
 
 	*fd_out = -1;
-	/* Where is it now? Ask a fresh context (see libusb_enum.c). */
-	int r = libusb_init(&scan_ctx);
-
-	if (r != LIBUSB_SUCCESS)
-		return lnx_errno_from_libusb_error(r);
-	r = lu_locate(b, scan_ctx, busid, &busnum, &devnum, NULL);
-	libusb_exit(scan_ctx);
+	/* Where is it now? sysfs knows on Linux, whatever libusb's list says
+	 * (it is stale without udev); elsewhere the main context's list is
+	 * current. */
+#ifdef __linux__
+	int r = lu_sysfs_locate(b->sysfs_root, b->include_vhci, busid, &busnum, &devnum);
+#else
+	int r = lu_locate(b, b->ctx, busid, &busnum, &devnum, NULL);
+#endif
 	if (r < 0)
 		return r;
 
@@ -457,8 +965,10 @@ static bool drain_transfers_locked(struct lu_handle *h)
 
 	for (unsigned waited = 0; h->in_flight > 0 && waited < LU_CLOSE_DRAIN_MS;
 	     waited += LU_CLOSE_POLL_MS) {
+		/* With a loop attached the caller may be that loop: handle
+		 * events here rather than wait for it. */
 		pthread_mutex_lock(&h->b->lock);
-		bool thread_runs = h->b->running;
+		bool thread_runs = h->b->event_thread_on;
 
 		pthread_mutex_unlock(&h->b->lock);
 		if (thread_runs) {
@@ -702,6 +1212,10 @@ static const struct backend_ops lu_ops = {
 	.reset = lu_reset,
 	.submit = lu_submit,
 	.cancel = lu_cancel,
+	.loop_attach = lu_loop_attach,
+	.loop_fds = lu_loop_fds,
+	.loop_dispatch = lu_loop_dispatch,
+	.loop_detach = lu_loop_detach,
 };
 
 struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
@@ -717,6 +1231,8 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 	if (b == NULL)
 		return NULL;
 	b->base.ops = &lu_ops;
+	b->hp_tail = &b->hp_head;
+	b->uevent_fd = -1;
 	b->rescan_ms = opt->rescan_interval_ms;
 	b->include_vhci = opt->include_vhci;
 	b->use_hotplug = opt->use_hotplug;
@@ -725,12 +1241,16 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 	if (b->sysfs_root == NULL)
 		goto err_free;
 	atomic_init(&b->stopping, false);
+	atomic_init(&b->event_stop, false);
+	atomic_init(&b->loop_dirty, false);
+	if (pthread_mutex_init(&b->life_lock, NULL) != 0)
+		goto err_free_root;
 	if (pthread_mutex_init(&b->lock, NULL) != 0)
-		goto err_free_root;
-	if (pthread_cond_init(&b->rescan_cond, NULL) != 0) {
-		pthread_mutex_destroy(&b->lock);
-		goto err_free_root;
-	}
+		goto err_destroy_life;
+	if (pthread_mutex_init(&b->wake_lock, NULL) != 0)
+		goto err_destroy_main_lock;
+	if (pthread_cond_init(&b->rescan_cond, NULL) != 0)
+		goto err_destroy_wake;
 
 	int r = libusb_init(&b->ctx);
 
@@ -742,7 +1262,12 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 
 err_destroy_lock:
 	pthread_cond_destroy(&b->rescan_cond);
+err_destroy_wake:
+	pthread_mutex_destroy(&b->wake_lock);
+err_destroy_main_lock:
 	pthread_mutex_destroy(&b->lock);
+err_destroy_life:
+	pthread_mutex_destroy(&b->life_lock);
 err_free_root:
 	free(b->sysfs_root);
 err_free:

@@ -1,10 +1,13 @@
 /* Device lists and bk_device_info for the libusb backend.
  *
- * Scans use a fresh, short-lived libusb context: on Linux, libusb built
- * with udev keeps each context's device list current only through udev
+ * On Linux a scan reads sysfs (libusb_sysfs.c), not libusb: libusb built
+ * with udev keeps a context's device list current only through udev
  * events, so without a udev daemon the main context never learns of a
- * device plugged after it was created. A new context scans sysfs anew.
- * Safe from any thread: nothing here touches shared mutable state. */
+ * device plugged after it was created, and a fresh context per scan costs
+ * a libusb_init/libusb_exit each time. Elsewhere the backend's own context
+ * lists the devices (libusb_get_device_list asks the OS anew there, or
+ * follows its hotplug). Safe from any thread: nothing here touches shared
+ * mutable state other than libusb's own. */
 #include "backend/libusb_internal.h"
 
 #include <stdio.h>
@@ -149,9 +152,9 @@ static void fill_strings(const struct lu_backend *b, libusb_device *dev,
 				   BK_STRING_SIZE);
 		return;
 	}
-	/* No sysfs (not Linux): ask the device. This is synchronous I/O on a
-	 * scan context of its own; it runs once per newly seen device, since
-	 * later scans take the strings from prev. */
+	/* No sysfs (not Linux): ask the device. This is synchronous I/O; it
+	 * runs once per newly seen device, since later scans take the strings
+	 * from prev, and on the rescan thread, never where events are handled. */
 	strings_from_device(dev, dd, info);
 }
 
@@ -197,29 +200,26 @@ int lu_device_info(const struct lu_backend *b, libusb_device *dev,
 int lu_scan(const struct lu_backend *b, const struct bk_device_info *prev, size_t nprev,
 	    struct bk_device_info **out, size_t *count)
 {
-	libusb_context *ctx = NULL;
+#ifdef __linux__
+	(void)prev;
+	(void)nprev;
+	return lu_sysfs_scan(b->sysfs_root, b->include_vhci, out, count);
+#else
 	libusb_device **list = NULL;
 	struct bk_device_info *infos = NULL;
 	size_t used = 0;
-	int ret;
 
 	*out = NULL;
 	*count = 0;
-	ret = libusb_init(&ctx);
-	if (ret != LIBUSB_SUCCESS)
-		return lnx_errno_from_libusb_error(ret);
+	ssize_t n = libusb_get_device_list(b->ctx, &list);
 
-	ssize_t n = libusb_get_device_list(ctx, &list);
-
-	if (n < 0) {
-		ret = lnx_errno_from_libusb_error((int)n);
-		goto err_exit_ctx;
-	}
+	if (n < 0)
+		return lnx_errno_from_libusb_error((int)n);
 	if (n > 0) {
 		infos = calloc((size_t)n, sizeof(*infos));
 		if (infos == NULL) {
-			ret = -LNX_ENOMEM;
-			goto err_free_list;
+			libusb_free_device_list(list, 1);
+			return -LNX_ENOMEM;
 		}
 	}
 	for (ssize_t i = 0; i < n && used < USBIP_MAX_DEVICES; i++) {
@@ -233,7 +233,6 @@ int lu_scan(const struct lu_backend *b, const struct bk_device_info *prev, size_
 				  libusb_get_device_address(list[i]), linux_errno_name(r));
 	}
 	libusb_free_device_list(list, 1);
-	libusb_exit(ctx);
 	if (used == 0) {
 		free(infos);
 		infos = NULL;
@@ -241,12 +240,7 @@ int lu_scan(const struct lu_backend *b, const struct bk_device_info *prev, size_
 	*out = infos;
 	*count = used;
 	return 0;
-
-err_free_list:
-	libusb_free_device_list(list, 1);
-err_exit_ctx:
-	libusb_exit(ctx);
-	return ret;
+#endif
 }
 
 int lu_locate(const struct lu_backend *b, libusb_context *ctx, const char *busid,

@@ -2,11 +2,29 @@
  *
  * Files: libusb_backend.c (lifecycle, event thread, hotplug, handle calls),
  * libusb_enum.c (device lists and bk_device_info), libusb_transfer.c
- * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers).
+ * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers: reads,
+ * the Linux scan, the uevent filter).
+ *
+ * Threads (all started by start() and joined by stop()): the event thread
+ * (libusb_handle_events: completions and libusb's hotplug callback, which
+ * only queues; absent while a caller's loop is attached), the rescan
+ * thread (handles the queue, rescans, delivers every BK_DEVICE_* event),
+ * and on Linux without a udev daemon the uevent thread (kernel uevents:
+ * only asks the rescan thread for a scan).
  *
  * Locking (never held while calling a completion or hotplug callback):
- * - lu_backend.lock guards known/nknown, rescan_now and running; rescan_cond
- *   (with it) wakes the rescan thread.
+ * - lu_backend.lock guards known/nknown, the hotplug queue, rescan_now, running,
+ *   event_thread_on and loop_attached; rescan_cond (with it) wakes the
+ *   rescan thread.
+ * - life_lock serialises start/stop/loop_attach/loop_detach/destroy; it is
+ *   taken before lock and held while joining the threads (none takes it).
+ *   Hence none of those may be called from a completion or hotplug
+ *   callback.
+ * - loop_pollfds/loop_npollfds belong to the thread that called loop_attach
+ *   (the caller's loop). loop_dirty is atomic: libusb's pollfd notifiers set
+ *   it from whichever thread opens or closes a device. wake_lock guards
+ *   loop_wake/loop_ctx, so that once loop_detach returns no notifier is
+ *   still calling the caller's wake(); nothing else is taken under it.
  * - lu_handle.ctl_lock serialises the handle's configuration calls and
  *   guards claimed[]/detached[]; it may be held across blocking libusb calls.
  * - lu_handle.xfer_lock guards the pending list, in_flight and the priv
@@ -29,6 +47,13 @@
 
 #define LU_MAX_IFACE_NUM 256 /* bInterfaceNumber is a byte */
 
+/* A libusb hotplug notification, queued for the rescan thread. */
+struct lu_hp_event {
+	struct lu_hp_event *next;
+	libusb_device *dev; /* a reference of ours */
+	bool arrived;       /* else left */
+};
+
 struct lu_backend {
 	struct backend base;
 	libusb_context *ctx;
@@ -40,15 +65,40 @@ struct lu_backend {
 	pthread_mutex_t lock;
 	struct bk_device_info *known; /* what the last rescan saw */
 	size_t nknown;
-	bool rescan_now;              /* a hotplug notification asked for a rescan */
+	struct lu_hp_event *hp_head;  /* hotplug events not yet handled */
+	struct lu_hp_event **hp_tail;
+	bool rescan_now;              /* a full rescan is wanted */
+	unsigned scan_ms;             /* rescan period in use (0: none), set by start */
 	bool running;
 
 	atomic_bool stopping;         /* read by the event thread without the lock */
+	atomic_bool event_stop;       /* the event thread alone is asked to end */
 	pthread_t thread;             /* libusb events: completions only */
+	bool event_thread_on;         /* thread is joinable; under lock (and life_lock) */
 	pthread_t rescan_thread;      /* device list diffs and hotplug callbacks */
 	pthread_cond_t rescan_cond;
 	libusb_hotplug_callback_handle hp_handle;
 	bool hp_registered;
+
+	/* Linux without a udev daemon: kernel uevents wake the rescan thread
+	 * (the uevent thread's own; started and stopped under life_lock). */
+	int uevent_fd;
+	int uevent_stop[2];
+	pthread_t uevent_thread;
+	bool uevent_on;
+
+	/* Serialises start/stop/loop_attach/loop_detach/destroy. Never taken
+	 * by the event thread, so it may be held while joining it. */
+	pthread_mutex_t life_lock;
+
+	/* Event-loop integration (backend.h, loop_*). */
+	bool loop_attached;           /* under lock (written under life_lock too) */
+	pthread_mutex_t wake_lock;    /* guards loop_wake/loop_ctx against detach */
+	void (*loop_wake)(void *ctx);
+	void *loop_ctx;
+	atomic_bool loop_dirty;       /* libusb's fd set changed since loop_fds */
+	const struct libusb_pollfd **loop_pollfds; /* cached libusb_get_pollfds */
+	int loop_npollfds;
 };
 
 struct lu_xfer;
@@ -87,6 +137,37 @@ int lu_sysfs_bus_is_vhci(const char *root, unsigned busnum);
  * line-based notify messages and logs. */
 void lu_sanitize_string(char *s);
 
+/* USB/IP speed for the text of a device's sysfs "speed" ("480", ...);
+ * 0 (unknown) for anything else. */
+uint32_t lu_sysfs_speed(const char *text);
+
+/* Fills info for device busid from <root>/bus/usb/devices/<busid>: what
+ * the kernel cached at enumeration, so no USB traffic and no access to the
+ * device node. names are that directory's entries (interface entries
+ * "BUSID:CFG.IF" give the interface classes). Returns 0, -LNX_ENOENT for
+ * what we do not list (not a device, vhci copies unless include_vhci),
+ * -LNX_ENODEV for a device whose files vanish under us, -LNX_EINVAL for
+ * unparsable ones. */
+int lu_sysfs_device_info(const char *root, bool include_vhci, const char *busid,
+			 char *const *names, size_t nnames, struct bk_device_info *info);
+
+/* Every device under <root>/bus/usb/devices (no root hubs, no vhci copies
+ * unless include_vhci), read from sysfs alone: the Linux rescan, current
+ * whether or not a udev daemon runs and with no libusb context. A missing
+ * tree is 0 devices. *out is malloc'ed (NULL when count is 0). */
+int lu_sysfs_scan(const char *root, bool include_vhci, struct bk_device_info **out,
+		  size_t *count);
+
+/* Bus and device number of busid from sysfs; -LNX_ENODEV when absent (or
+ * on a vhci bus unless include_vhci). */
+int lu_sysfs_locate(const char *root, bool include_vhci, const char *busid, uint8_t *busnum,
+		    uint8_t *devnum);
+
+/* True for a kernel uevent (NETLINK_KOBJECT_UEVENT, "ACTION@DEVPATH" then
+ * NUL-separated KEY=VALUE) that a USB device was bound to its driver
+ * (configured: its interfaces are in sysfs) or removed. */
+bool lu_uevent_wants_rescan(const char *msg, size_t n);
+
 /* ---- libusb_enum.c ---------------------------------------------------- */
 
 /* busid for a port path as libusb_get_port_numbers returns it (n is its
@@ -108,9 +189,10 @@ int lu_device_info(const struct lu_backend *b, libusb_device *dev,
 		   const struct bk_device_info *prev, size_t nprev,
 		   struct bk_device_info *info);
 
-/* A snapshot of the present devices from a fresh libusb context, so that it
- * is current even when the main context's hotplug never fires. *out is
- * malloc'ed (NULL when count is 0). */
+/* A snapshot of the present devices: on Linux from sysfs (current even
+ * when libusb's hotplug never fires, and no libusb context needed), else
+ * from the backend's own context, with prev's strings for devices it
+ * describes. *out is malloc'ed (NULL when count is 0). */
 int lu_scan(const struct lu_backend *b, const struct bk_device_info *prev, size_t nprev,
 	    struct bk_device_info **out, size_t *count);
 

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 
 #define DAEMON_MAX_SNAPSHOT USBIP_MAX_DEVICES
 #define DAEMON_READ_CHUNK 4096
+#define DAEMON_MAX_PENDING 32 /* attaches imported together */
 
 /* Newline framing with v2's bound (line_framer.h stops at 512 bytes, and a
  * v2 device line may reach NOTIFY_V2_MAX_LINE). */
@@ -27,6 +30,17 @@ struct linebuf {
 	char buf[NOTIFY_V2_MAX_LINE + 1];
 	size_t len;
 	bool skipping;
+};
+
+/* An attach waiting for its import (flush_attaches). */
+struct pending_attach {
+	char busid[USBIP_BUSID_SIZE];
+	struct notify_v2_device expect;
+	bool has_expect;
+	bool ids_known;
+	bool by_name;        /* import by host name instead (blocking) */
+	int64_t t0_ns;       /* the notify line that asked for it */
+	struct import_op op;
 };
 
 struct server_ctx {
@@ -51,6 +65,13 @@ struct server_ctx {
 	struct notify_v2_device *snap; /* DAEMON_MAX_SNAPSHOT entries */
 	size_t nsnap;
 	unsigned seed;
+	/* Imports go to the notify peer's address with the usbip port: no name
+	 * lookup per import. import_addrlen 0: unknown, import by name. */
+	struct sockaddr_storage import_addr;
+	socklen_t import_addrlen;
+	int64_t line_ns;               /* when the line being handled was framed */
+	struct pending_attach *pend;   /* DAEMON_MAX_PENDING entries */
+	size_t npend;
 };
 
 struct daemon {
@@ -265,41 +286,17 @@ static void detach_locked(struct server_ctx *s, size_t i)
 	drop_attachment_locked(s, i);
 }
 
-/* Imports busid and attaches it. expect (may be NULL) is what the notify
- * channel said the device is; ids_known tells whether its vid/pid count. */
-static void attach_device(struct server_ctx *s, const char *busid,
-			  const struct notify_v2_device *expect, bool ids_known)
+/* The second half of an attach, once the import is done: checks the device
+ * is the one announced and allowed, writes the vhci attach, records it and
+ * logs the timing of each step. */
+static void finish_attach(struct server_ctx *s, struct pending_attach *p, int err,
+			  int op_status, struct import_result *res)
 {
 	struct daemon *d = s->d;
-	if (!busid_valid(busid))
-		return;
-	if (d->cfg.dry_run) {
-		log_info("dry run: would import %s from %s:%s and attach it", busid, s->spec->host,
-			 d->cfg.usbip_port);
-		pthread_mutex_lock(&d->lock);
-		if (s->natt < DAEMON_MAX_ATTACHMENTS && attachment_find(s->att, s->natt, busid) < 0) {
-			struct attachment *a = &s->att[s->natt++];
-			memset(a, 0, sizeof(*a));
-			snprintf(a->busid, sizeof(a->busid), "%s", busid);
-			a->port = -1;
-		}
-		pthread_mutex_unlock(&d->lock);
-		return;
-	}
-	pthread_mutex_lock(&d->lock);
-	if (!d->vhci_ok)
-		d->vhci_ok = vhci_locate(&d->vhci) == 0; /* loaded by the admin since */
-	bool vhci_ok = d->vhci_ok;
-	pthread_mutex_unlock(&d->lock);
-	if (!vhci_ok) {
-		log_error("%s: cannot attach %s: vhci_hcd is not available (modprobe vhci-hcd)",
-			  s->spec->host, busid);
-		return;
-	}
-	struct import_result res;
-	int op_status;
-	int err = import_device(s->spec->host, d->cfg.usbip_port, busid, d->cfg.import_timeout_ms,
-				d->stop_pipe[0], &res, &op_status);
+	const char *busid = p->busid;
+	const struct notify_v2_device *expect = p->has_expect ? &p->expect : NULL;
+	bool ids_known = p->ids_known;
+
 	if (err == -EBUSY) {
 		log_info("%s: %s is busy (imported by another client); will retry when it is free",
 			 s->spec->host, busid);
@@ -316,23 +313,23 @@ static void attach_device(struct server_ctx *s, const char *busid,
 	}
 	/* The session now holds the device: check it is the one we want. */
 	if (expect && ids_known &&
-	    (res.dev.idVendor != expect->vid || res.dev.idProduct != expect->pid)) {
+	    (res->dev.idVendor != expect->vid || res->dev.idProduct != expect->pid)) {
 		log_warn("%s: %s is %04x:%04x, not the announced %04x:%04x; not attaching",
-			 s->spec->host, busid, res.dev.idVendor, res.dev.idProduct, expect->vid,
+			 s->spec->host, busid, res->dev.idVendor, res->dev.idProduct, expect->vid,
 			 expect->pid);
 		goto out_close;
 	}
 	struct dev_identity id = {
 		.busid = busid,
 		.has_ids = true,
-		.vid = res.dev.idVendor,
-		.pid = res.dev.idProduct,
+		.vid = res->dev.idVendor,
+		.pid = res->dev.idProduct,
 		.serial = (expect && ids_known) ? expect->serial : NULL,
 	};
 	enum filter_verdict v = filter_check(&d->cfg.filter, &id);
 	if (v != FILTER_ALLOW) {
 		log_info("%s: %s (%04x:%04x) is not allowed by the filters%s", s->spec->host, busid,
-			 res.dev.idVendor, res.dev.idProduct,
+			 res->dev.idVendor, res->dev.idProduct,
 			 v == FILTER_UNKNOWN ? " (serial rules need protocol v2)" : "");
 		goto out_close;
 	}
@@ -344,7 +341,8 @@ static void attach_device(struct server_ctx *s, const char *busid,
 		goto out_close;
 	}
 	int port = -1;
-	err = vhci_attach(&d->vhci, res.fd, res.devid, res.dev.speed, &port);
+	err = vhci_attach(&d->vhci, res->fd, res->devid, res->dev.speed, &port);
+	int64_t vhci_ns = import_now_ns();
 	if (err) {
 		pthread_mutex_unlock(&d->lock);
 		log_error("%s: vhci attach of %s failed: %s%s", s->spec->host, busid, strerror(-err),
@@ -355,7 +353,7 @@ static void attach_device(struct server_ctx *s, const char *busid,
 	memset(a, 0, sizeof(*a));
 	snprintf(a->busid, sizeof(a->busid), "%s", busid);
 	a->port = port;
-	a->devid = res.devid;
+	a->devid = res->devid;
 	err = vhci_record_write(&d->vhci, port, s->spec->host, d->cfg.usbip_port, busid);
 	if (err)
 		log_warn("cannot write the port record for vhci port %d: %s", port,
@@ -363,15 +361,164 @@ static void attach_device(struct server_ctx *s, const char *busid,
 	state_write_locked(d);
 	pthread_mutex_unlock(&d->lock);
 	log_info("attached %s from %s (%04x:%04x, %s speed) on vhci port %d", busid,
-		 s->spec->host, res.dev.idVendor, res.dev.idProduct,
-		 notify_v2_speed_name(res.dev.speed), port);
+		 s->spec->host, res->dev.idVendor, res->dev.idProduct,
+		 notify_v2_speed_name(res->dev.speed), port);
+	/* From the notify line (or snapshot end) to the attach write. */
+	log_info("attach %s timing: connect=%.3f import=%.3f vhci=%.3f total=%.3f", busid,
+		 (double)(res->connected_ns - p->t0_ns) / 1e6,
+		 (double)(res->replied_ns - res->connected_ns) / 1e6,
+		 (double)(vhci_ns - res->replied_ns) / 1e6, (double)(vhci_ns - p->t0_ns) / 1e6);
 out_close:
 	/* After attach the kernel holds its own reference; ours goes either way. */
-	close(res.fd);
+	close(res->fd);
+}
+
+/* Imports by name, blocking: when the notify peer's address is unknown or
+ * does not take the usbip port. */
+static void attach_by_name(struct server_ctx *s, struct pending_attach *p)
+{
+	struct daemon *d = s->d;
+	struct import_result res;
+	int op_status;
+	int err = import_device(s->spec->host, d->cfg.usbip_port, p->busid,
+				d->cfg.import_timeout_ms, d->stop_pipe[0], &res, &op_status);
+	finish_attach(s, p, err, op_status, &res);
+}
+
+/* Imports every queued device at once (one connection each, all in flight
+ * together) and attaches each as its reply comes: n devices cost about one
+ * round trip, not n. */
+static void flush_attaches(struct server_ctx *s)
+{
+	struct daemon *d = s->d;
+	size_t n = s->npend;
+
+	s->npend = 0;
+	if (n == 0)
+		return;
+	struct pending_attach *pend = s->pend;
+	if (d->cfg.dry_run) {
+		pthread_mutex_lock(&d->lock);
+		for (size_t i = 0; i < n; i++) {
+			log_info("dry run: would import %s from %s:%s and attach it", pend[i].busid,
+				 s->spec->host, d->cfg.usbip_port);
+			if (s->natt < DAEMON_MAX_ATTACHMENTS &&
+			    attachment_find(s->att, s->natt, pend[i].busid) < 0) {
+				struct attachment *a = &s->att[s->natt++];
+				memset(a, 0, sizeof(*a));
+				snprintf(a->busid, sizeof(a->busid), "%s", pend[i].busid);
+				a->port = -1;
+			}
+		}
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (!d->vhci_ok)
+		d->vhci_ok = vhci_locate(&d->vhci) == 0; /* loaded by the admin since */
+	bool vhci_ok = d->vhci_ok;
+	pthread_mutex_unlock(&d->lock);
+	if (!vhci_ok) {
+		for (size_t i = 0; i < n; i++)
+			log_error("%s: cannot attach %s: vhci_hcd is not available (modprobe vhci-hcd)",
+				  s->spec->host, pend[i].busid);
+		return;
+	}
+
+	size_t active = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct pending_attach *p = &pend[i];
+		if (s->import_addrlen == 0 ||
+		    (!import_begin(&p->op, (const struct sockaddr *)&s->import_addr,
+				   s->import_addrlen, p->busid, d->cfg.import_timeout_ms) &&
+		     p->op.connect_failed)) {
+			p->op.stage = IMPORT_DONE;
+			p->by_name = true;
+			continue;
+		}
+		if (p->op.stage != IMPORT_DONE)
+			active++;
+	}
+	struct pollfd *pfd = calloc(n + 1, sizeof(*pfd));
+	size_t *idx = calloc(n + 1, sizeof(*idx));
+	bool cancelled = false;
+	while (active > 0 && pfd && idx) {
+		nfds_t np = 0;
+		int timeout = 60000;
+		int64_t now = net_now_ms();
+		for (size_t i = 0; i < n; i++) {
+			if (pend[i].op.stage == IMPORT_DONE)
+				continue;
+			pfd[np] = (struct pollfd){ .fd = pend[i].op.fd,
+						   .events = import_events(&pend[i].op) };
+			idx[np++] = i;
+			int w = import_wait_ms(&pend[i].op, now);
+			if (w < timeout)
+				timeout = w;
+		}
+		pfd[np] = (struct pollfd){ .fd = d->stop_pipe[0], .events = POLLIN };
+		int r = poll(pfd, np + 1, timeout);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0 && (pfd[np].revents & POLLIN)) {
+			cancelled = true;
+			break;
+		}
+		for (nfds_t k = 0; k < np; k++) {
+			struct pending_attach *p = &pend[idx[k]];
+			if (!import_advance(&p->op, r > 0 ? pfd[k].revents : 0))
+				continue;
+			active--;
+			if (p->op.err && p->op.connect_failed && p->op.err != -ETIMEDOUT) {
+				p->by_name = true; /* another of the host's addresses may do */
+				continue;
+			}
+			finish_attach(s, p, p->op.err, p->op.op_status, &p->op.res);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pending_attach *p = &pend[i];
+		if (p->op.stage != IMPORT_DONE) {
+			import_abort(&p->op);
+			if (!cancelled)
+				log_warn("%s: import of %s abandoned (out of memory or poll "
+					 "failed)", s->spec->host, p->busid);
+		} else if (p->by_name && !cancelled && !stopping(d)) {
+			attach_by_name(s, p);
+		}
+	}
+	free(pfd);
+	free(idx);
+}
+
+/* Queues an attach of busid, to be imported with the others of the same
+ * read (flush_attaches). expect (may be NULL) is what the notify channel
+ * said the device is; ids_known tells whether its vid/pid count. */
+static void queue_attach(struct server_ctx *s, const char *busid,
+			 const struct notify_v2_device *expect, bool ids_known)
+{
+	if (!busid_valid(busid))
+		return;
+	for (size_t i = 0; i < s->npend; i++)
+		if (strcmp(s->pend[i].busid, busid) == 0)
+			return;
+	if (s->npend == DAEMON_MAX_PENDING)
+		flush_attaches(s);
+	struct pending_attach *p = &s->pend[s->npend++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->busid, sizeof(p->busid), "%s", busid);
+	if (expect) {
+		p->expect = *expect;
+		p->has_expect = true;
+	}
+	p->ids_known = ids_known;
+	p->t0_ns = s->line_ns;
+	p->op.fd = -1;
 }
 
 static void detach_busid(struct server_ctx *s, const char *busid)
 {
+	flush_attaches(s); /* events act in the order they came */
 	pthread_mutex_lock(&s->d->lock);
 	int port;
 	enum event_reason why;
@@ -410,7 +557,7 @@ static void on_device_event(struct server_ctx *s, enum notify_v2_type type,
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (dec == DECIDE_ATTACH || dec == DECIDE_REATTACH)
-		attach_device(s, dev->busid, dev, ids_known);
+		queue_attach(s, dev->busid, dev, ids_known);
 	else if (why != REASON_NONE)
 		log_debug("%s: %s: %s", s->spec->host, dev->busid, event_reason_str(why));
 }
@@ -438,12 +585,12 @@ static void on_snapshot_end(struct server_ctx *s)
 	s->sessions++;
 	state_write_locked(d);
 	pthread_mutex_unlock(&d->lock);
-	for (int i = 0; i < n && !stopping(d); i++) {
+	for (int i = 0; i < n; i++) {
 		if (acts[i].type != ACTION_ATTACH)
 			continue;
 		for (size_t k = 0; k < s->nsnap; k++) {
 			if (strcmp(s->snap[k].busid, acts[i].busid) == 0) {
-				attach_device(s, acts[i].busid, &s->snap[k], true);
+				queue_attach(s, acts[i].busid, &s->snap[k], true);
 				break;
 			}
 		}
@@ -556,7 +703,7 @@ static int handle_line(struct server_ctx *s, const char *line, size_t len)
 }
 
 /* Feeds bytes to the line buffer; returns -1 when a handler drops us. */
-static int feed(struct server_ctx *s, const char *p, size_t n)
+static int feed_lines(struct server_ctx *s, const char *p, size_t n)
 {
 	struct linebuf *lb = &s->lb;
 	for (size_t i = 0; i < n; i++) {
@@ -571,6 +718,7 @@ static int feed(struct server_ctx *s, const char *p, size_t n)
 			if (len > 0 && lb->buf[len - 1] == '\r')
 				len--;
 			lb->buf[len] = '\0';
+			s->line_ns = import_now_ns();
 			if (handle_line(s, lb->buf, len) < 0)
 				return -1;
 			continue;
@@ -586,6 +734,16 @@ static int feed(struct server_ctx *s, const char *p, size_t n)
 		lb->buf[lb->len++] = c;
 	}
 	return 0;
+}
+
+/* The attaches that one read's lines asked for are imported together once
+ * all its lines are handled (earlier when another event must keep its
+ * place in the order). */
+static int feed(struct server_ctx *s, const char *p, size_t n)
+{
+	int rc = feed_lines(s, p, n);
+	flush_attaches(s);
+	return rc;
 }
 
 /* ---- Connection loop ---------------------------------------------------- */
@@ -714,6 +872,24 @@ static int backoff_delay(struct server_ctx *s, unsigned attempt)
 	return delay < 1 ? 1 : (int)delay;
 }
 
+/* The address imports go to: the notify peer's, with the usbip port. */
+static void remember_import_addr(struct server_ctx *s)
+{
+	long port = strtol(s->d->cfg.usbip_port, NULL, 10);
+	s->import_addrlen = sizeof(s->import_addr);
+	if (port <= 0 || port > 65535 ||
+	    getpeername(s->fd, (struct sockaddr *)&s->import_addr, &s->import_addrlen) < 0) {
+		s->import_addrlen = 0;
+		return;
+	}
+	if (s->import_addr.ss_family == AF_INET)
+		((struct sockaddr_in *)&s->import_addr)->sin_port = htons((uint16_t)port);
+	else if (s->import_addr.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&s->import_addr)->sin6_port = htons((uint16_t)port);
+	else
+		s->import_addrlen = 0;
+}
+
 static void *server_thread(void *arg)
 {
 	struct server_ctx *s = arg;
@@ -733,6 +909,7 @@ static void *server_thread(void *arg)
 				strerror(-err));
 		} else {
 			log_info("%s:%s: connected", s->spec->host, s->spec->notify_port);
+			remember_import_addr(s);
 			run_connection(s);
 			close(s->fd);
 			s->fd = -1;
@@ -785,14 +962,17 @@ struct daemon *daemon_new(const struct daemon_config *cfg)
 		s->fd = -1;
 		s->seed = (unsigned)(net_now_ms() ^ (int64_t)(i * 7919u));
 		s->snap = calloc(DAEMON_MAX_SNAPSHOT, sizeof(*s->snap));
-		if (!s->snap)
+		s->pend = calloc(DAEMON_MAX_PENDING, sizeof(*s->pend));
+		if (!s->snap || !s->pend)
 			goto err_free_snaps;
 	}
 	return d;
 
 err_free_snaps:
-	for (size_t i = 0; i < cfg->nservers; i++)
+	for (size_t i = 0; i < cfg->nservers; i++) {
 		free(d->servers[i].snap);
+		free(d->servers[i].pend);
+	}
 	pthread_mutex_destroy(&d->lock);
 err_free:
 	if (d->stop_pipe[0] >= 0) {
@@ -892,8 +1072,10 @@ void daemon_free(struct daemon *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->cfg.nservers; i++)
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
 		free(d->servers[i].snap);
+		free(d->servers[i].pend);
+	}
 	pthread_mutex_destroy(&d->lock);
 	close(d->stop_pipe[0]);
 	close(d->stop_pipe[1]);

@@ -22,6 +22,16 @@
 /* How long a refused peer gets to read its "error" line before we close. */
 #define CLOSING_GRACE_MS 2000
 #define READ_CHUNK 4096
+/* Event lines per subscriber whose sending is logged (attach-path timing);
+ * beyond that many unsent, later ones go unlogged. */
+#define SENT_MARKS 16
+
+/* Where in a subscriber's byte stream a plugged/unplugged line ends. */
+struct sent_mark {
+	uint64_t end;
+	bool plugged;
+	char busid[USBIP_BUSID_SIZE];
+};
 
 enum sub_state {
 	SUB_HELLO,    /* waiting for the first line or "Client hello" */
@@ -49,6 +59,10 @@ struct subscriber {
 	enum sub_state state; /* written under the lock, by the thread only */
 	char *q;
 	size_t q_off, q_len, q_cap;
+	uint64_t q_total;      /* bytes ever queued */
+	uint64_t sent_total;   /* bytes ever sent */
+	struct sent_mark marks[SENT_MARKS]; /* oldest first */
+	unsigned nmarks;
 	bool dead;             /* close at the next turn of the loop */
 	bool dead_counts;      /* a drop (full queue, silence), not a goodbye */
 	char why[96];          /* logged when it is closed */
@@ -170,6 +184,7 @@ static void mark_dead(struct subscriber *s, bool counts, const char *fmt, ...)
 	va_end(ap);
 	s->dead = true;
 	s->dead_counts = counts;
+	s->nmarks = 0;
 	free(s->q);
 	s->q = NULL;
 	s->q_off = s->q_len = s->q_cap = 0;
@@ -208,6 +223,21 @@ static void enqueue(struct subscriber *s, const char *line, size_t n)
 	}
 	memcpy(s->q + s->q_len, line, n);
 	s->q_len += n;
+	s->q_total += n;
+}
+
+/* Queues an event line and remembers where it ends, so that do_write can
+ * log when it has gone out. Caller holds hub->lock. */
+static void enqueue_event(struct subscriber *s, const char *line, size_t n, bool plugged,
+			  const char *busid)
+{
+	enqueue(s, line, n);
+	if (s->dead || s->nmarks == SENT_MARKS)
+		return;
+	struct sent_mark *m = &s->marks[s->nmarks++];
+	m->end = s->q_total;
+	m->plugged = plugged;
+	snprintf(m->busid, sizeof(m->busid), "%s", busid);
 }
 
 static bool queue_empty(const struct subscriber *s)
@@ -249,13 +279,18 @@ static void on_change(void *ctx, enum export_change change, const struct export_
 	}
 
 	bool any = false;
+	bool logged = change != EXPORT_CHANGE_HELD;
+	bool plugged = change == EXPORT_CHANGE_PLUGGED;
 	pthread_mutex_lock(&hub->lock);
 	for (struct subscriber *s = hub->subs; s; s = s->next) {
 		if (s->state == SUB_V2 && n2 > 0) {
-			enqueue(s, v2, (size_t)n2);
+			if (logged)
+				enqueue_event(s, v2, (size_t)n2, plugged, v->info.busid);
+			else
+				enqueue(s, v2, (size_t)n2);
 			any = true;
 		} else if (s->state == SUB_V1 && n1 > 0) {
-			enqueue(s, v1, (size_t)n1);
+			enqueue_event(s, v1, (size_t)n1, plugged, v->info.busid);
 			any = true;
 		}
 	}
@@ -491,12 +526,16 @@ static void do_read(struct subscriber *s)
 
 static void do_write(struct subscriber *s)
 {
+	struct sent_mark sent[SENT_MARKS];
+	unsigned nsent = 0;
+
 	pthread_mutex_lock(&s->hub->lock);
 	while (!s->dead && !queue_empty(s)) {
 		ssize_t w = send(s->fd, s->q + s->q_off, s->q_len - s->q_off,
 				 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w > 0) {
 			s->q_off += (size_t)w;
+			s->sent_total += (uint64_t)w;
 			continue;
 		}
 		if (w < 0 && errno == EINTR)
@@ -504,6 +543,15 @@ static void do_write(struct subscriber *s)
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		mark_dead(s, false, "write failed: %s", w < 0 ? strerror(errno) : "closed");
+	}
+	/* Event lines now wholly in the kernel's hands: logged below, unlocked. */
+	while (!s->dead && nsent < s->nmarks && s->marks[nsent].end <= s->sent_total) {
+		sent[nsent] = s->marks[nsent];
+		nsent++;
+	}
+	if (nsent > 0) {
+		memmove(s->marks, s->marks + nsent, (s->nmarks - nsent) * sizeof(s->marks[0]));
+		s->nmarks -= nsent;
 	}
 	if (!s->dead && queue_empty(s)) {
 		s->q_off = s->q_len = 0;
@@ -513,6 +561,9 @@ static void do_write(struct subscriber *s)
 		}
 	}
 	pthread_mutex_unlock(&s->hub->lock);
+	for (unsigned i = 0; i < nsent; i++)
+		log_info("notify: %s: %s %s sent", s->peer, sent[i].plugged ? "plugged" : "unplugged",
+			 sent[i].busid);
 }
 
 /* Heartbeats, silence and deadlines. Returns the next time it wants to run. */

@@ -118,6 +118,8 @@ static void on_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_devi
 	 * and comes back is a new device. */
 	set_clean(srv, info->busid, ev == BK_DEVICE_ARRIVED);
 	if (ev == BK_DEVICE_ARRIVED) {
+		/* The first sign of a plug on the server (attach-path timing). */
+		log_info("device %s arrived", info->busid);
 		if (export_table_add(&srv->exports, info))
 			log_info("device %s (%04x:%04x) plugged", info->busid, info->idVendor,
 				 info->idProduct);

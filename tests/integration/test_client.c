@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -654,6 +655,121 @@ static void test_silent_server(void **state)
 	close(lfd);
 }
 
+static int listen_loopback(int *port)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	socklen_t len = sizeof(sa);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return lfd;
+}
+
+/* Accepts within ms, or -1. */
+static int accept_within(int lfd, int ms)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return accept(lfd, NULL, NULL);
+}
+
+static void send_v2(int fd, const struct notify_v2_msg *m)
+{
+	char line[NOTIFY_V2_MAX_LINE];
+	int n = notify_v2_encode(m, line, sizeof(line));
+	assert_true(n > 0);
+	assert_int_equal(send(fd, line, (size_t)n, MSG_NOSIGNAL), n);
+}
+
+/* Several devices to attach at once (a snapshot of three): their imports
+ * overlap, one connection each in flight together, instead of one after
+ * another. The fake server accepts all three connections before it answers
+ * any: imports done in turn would never get the second one. They go to the
+ * notify peer's address (no name lookup), and each attach logs its timing. */
+static void test_snapshot_imports_overlap(void **state)
+{
+	struct fixture *f = *state;
+	int nport, uport;
+	int nl = listen_loopback(&nport);
+	int ul = listen_loopback(&uport);
+	f->fk.usbip_port = uport;
+
+	struct vhci_ops ops = { fk_write, &f->fk };
+	struct daemon_config cfg;
+	daemon_cfg(f, &cfg, &ops);
+	char spec[64];
+	snprintf(spec, sizeof(spec), "127.0.0.1:%d", nport);
+	cfg.nservers = 0;
+	assert_int_equal(daemon_config_add_server(&cfg, spec), 0);
+	snprintf(cfg.usbip_port, sizeof(cfg.usbip_port), "%d", uport);
+	cfg.import_timeout_ms = 4000;
+	struct daemon *d = start_daemon(f, &cfg);
+
+	int nfd = accept_within(nl, 5000);
+	assert_true(nfd >= 0);
+	struct notify_v2_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = NOTIFY_V2_WELCOME;
+	m.version = NOTIFY_V2_VERSION;
+	m.heartbeat_s = 5;
+	snprintf(m.name, sizeof(m.name), "fake");
+	send_v2(nfd, &m);
+	const char *ids[3] = { "1-1", "1-2", "2-4.1" };
+	for (int i = 0; i < 3; i++) {
+		memset(&m, 0, sizeof(m));
+		m.type = NOTIFY_V2_DEVICE;
+		snprintf(m.dev.busid, sizeof(m.dev.busid), "%s", ids[i]);
+		m.dev.vid = 0x0525;
+		m.dev.pid = 0xa4a0;
+		m.dev.speed = USBIP_SPEED_HIGH;
+		send_v2(nfd, &m);
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = NOTIFY_V2_SNAPSHOT_END;
+	m.count = 3;
+	send_v2(nfd, &m);
+
+	int ufd[3];
+	for (int i = 0; i < 3; i++) {
+		ufd[i] = accept_within(ul, 3000);
+		if (ufd[i] < 0)
+			fail_msg("import %d of 3 not in flight with the others", i + 1);
+	}
+	for (int i = 0; i < 3; i++) {
+		uint8_t req[USBIP_IMPORT_REQUEST_SIZE];
+		char busid[USBIP_BUSID_SIZE];
+		assert_int_equal(cnet_read_exact(ufd[i], req, sizeof(req), net_now_ms() + 3000), 0);
+		assert_int_equal(usbip_import_request_decode(req, sizeof(req), busid), USBIP_OK);
+		struct usbip_device_record dev;
+		memset(&dev, 0, sizeof(dev));
+		snprintf(dev.busid, sizeof(dev.busid), "%s", busid);
+		snprintf(dev.path, sizeof(dev.path), "/sys/fake/%s", busid);
+		dev.busnum = (uint32_t)atoi(busid);
+		dev.devnum = (uint32_t)(10 + i);
+		dev.speed = USBIP_SPEED_HIGH;
+		dev.idVendor = 0x0525;
+		dev.idProduct = 0xa4a0;
+		uint8_t rep[USBIP_OP_COMMON_SIZE + USBIP_DEVICE_RECORD_SIZE];
+		int n = usbip_import_reply_encode(USBIP_ST_OK, &dev, rep, sizeof(rep));
+		assert_int_equal(n, (int)sizeof(rep));
+		assert_int_equal(send(ufd[i], rep, sizeof(rep), MSG_NOSIGNAL), (ssize_t)sizeof(rep));
+	}
+	WAIT_FOR(fk_count(&f->fk, &f->fk.attaches) == 3);
+	for (int i = 0; i < 3; i++)
+		WAIT_FOR(port_of(d, ids[i]) >= 0);
+	assert_int_equal(f->fk.bad_sockets, 0);
+	end_daemon(f, d);
+	for (int i = 0; i < 3; i++)
+		close(ufd[i]);
+	close(nfd);
+	close(nl);
+	close(ul);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -664,6 +780,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_protocol_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_imports_overlap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,9 +470,9 @@ static bool host_has_usb(void)
 	return access("/sys/bus/usb/devices", F_OK) == 0;
 }
 
-struct hotplug_count {
-	int arrived;
-	int left;
+struct hotplug_count { /* bumped on the rescan thread */
+	atomic_int arrived;
+	atomic_int left;
 };
 
 static void count_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_device_info *info)
@@ -623,6 +626,565 @@ static void test_two_backends(void **state)
 	a->ops->destroy(a);
 }
 
+/* ---- enumeration from sysfs ------------------------------------------- */
+
+struct attr_file {
+	const char *name;
+	const char *text;
+};
+
+static void put_attrs(const struct fake_sysfs *fs, const char *dev, const struct attr_file *a)
+{
+	char rel[256];
+
+	for (; a->name != NULL; a++) {
+		snprintf(rel, sizeof(rel), "bus/usb/devices/%s/%s", dev, a->name);
+		put_text(fs, rel, a->text);
+	}
+}
+
+/* A host as Linux shows it: a root hub, a configured high-speed device with
+ * two interfaces (and one of its other configuration, not active), an
+ * unconfigured full-speed device behind a hub port, a device on a vhci bus,
+ * and one whose files are half gone (unplugged mid-scan). */
+static int fake_scan_setup(void **state)
+{
+	struct fake_sysfs *fs = calloc(1, sizeof(*fs));
+
+	assert_non_null(fs);
+	snprintf(fs->root, sizeof(fs->root), "/tmp/test_libusb_scan.XXXXXX");
+	assert_non_null(mkdtemp(fs->root));
+
+	put_text(fs, "bus/usb/devices/usb1/product", "EHCI Host Controller\n");
+	put_text(fs, "bus/usb/devices/usb1/busnum", "1\n");
+	put_text(fs, "bus/usb/devices/usb2/product", "USB/IP Virtual Host Controller\n");
+	const struct attr_file gadget[] = {
+		{ "busnum", "1\n" },        { "devnum", "7\n" },
+		{ "speed", "480\n" },       { "idVendor", "0525\n" },
+		{ "idProduct", "a4a0\n" },  { "bcdDevice", "0419\n" },
+		{ "bDeviceClass", "ef\n" }, { "bDeviceSubClass", "02\n" },
+		{ "bDeviceProtocol", "01\n" }, { "bNumConfigurations", "2\n" },
+		{ "bConfigurationValue", "1\n" }, { "bNumInterfaces", " 2\n" },
+		{ "serial", "0123456789\n" }, { "manufacturer", "Linux Foundation\n" },
+		{ "product", "Gadget Zero\n" }, { NULL, NULL },
+	};
+	put_attrs(fs, "1-1", gadget);
+	const struct attr_file if1[] = {
+		{ "bInterfaceClass", "0a\n" }, { "bInterfaceSubClass", "00\n" },
+		{ "bInterfaceProtocol", "00\n" }, { NULL, NULL },
+	};
+	const struct attr_file if0[] = {
+		{ "bInterfaceClass", "ff\n" }, { "bInterfaceSubClass", "01\n" },
+		{ "bInterfaceProtocol", "02\n" }, { NULL, NULL },
+	};
+	const struct attr_file other_cfg[] = {
+		{ "bInterfaceClass", "08\n" }, { NULL, NULL },
+	};
+	put_attrs(fs, "1-1:1.1", if1);
+	put_attrs(fs, "1-1:1.0", if0);
+	put_attrs(fs, "1-1:2.0", other_cfg);
+	const struct attr_file unconfigured[] = {
+		{ "busnum", "1\n" },        { "devnum", "9\n" },
+		{ "speed", "12\n" },        { "idVendor", "1d6b\n" },
+		{ "idProduct", "0104\n" },  { "bcdDevice", "0100\n" },
+		{ "bDeviceClass", "00\n" }, { "bDeviceSubClass", "00\n" },
+		{ "bDeviceProtocol", "00\n" }, { "bNumConfigurations", "1\n" },
+		{ "bConfigurationValue", "\n" }, { "bNumInterfaces", "\n" },
+		{ NULL, NULL },
+	};
+	put_attrs(fs, "1-1.3", unconfigured);
+	const struct attr_file copy[] = {
+		{ "busnum", "2\n" },        { "devnum", "2\n" },
+		{ "speed", "5000\n" },      { "idVendor", "0525\n" },
+		{ "idProduct", "a4a0\n" },  { "bcdDevice", "0419\n" },
+		{ "bDeviceClass", "00\n" }, { "bDeviceSubClass", "00\n" },
+		{ "bDeviceProtocol", "00\n" }, { "bNumConfigurations", "1\n" },
+		{ "bConfigurationValue", "1\n" }, { "bNumInterfaces", " 1\n" },
+		{ NULL, NULL },
+	};
+	put_attrs(fs, "2-1", copy);
+	const struct attr_file half[] = {
+		{ "busnum", "1\n" }, { "devnum", "11\n" }, { "speed", "480\n" },
+		{ "idVendor", "abcd\n" }, { NULL, NULL },
+	};
+	put_attrs(fs, "1-2", half);
+	*state = fs;
+	return 0;
+}
+
+static const struct bk_device_info *find_busid(const struct bk_device_info *d, size_t n,
+					       const char *busid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(d[i].busid, busid) == 0)
+			return &d[i];
+	return NULL;
+}
+
+static void test_sysfs_scan(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct bk_device_info *devs = NULL;
+	size_t n = 0;
+
+	assert_int_equal(lu_sysfs_scan(fs->root, false, &devs, &n), 0);
+	assert_int_equal(n, 2); /* no root hub, no vhci copy, no half device */
+	const struct bk_device_info *g = find_busid(devs, n, "1-1");
+
+	assert_non_null(g);
+	assert_int_equal(g->busnum, 1);
+	assert_int_equal(g->devnum, 7);
+	assert_int_equal(g->port_depth, 1);
+	assert_int_equal(g->port_path[0], 1);
+	assert_int_equal(g->speed, USBIP_SPEED_HIGH);
+	assert_int_equal(g->idVendor, 0x0525);
+	assert_int_equal(g->idProduct, 0xa4a0);
+	assert_int_equal(g->bcdDevice, 0x0419);
+	assert_int_equal(g->bDeviceClass, 0xef);
+	assert_int_equal(g->bDeviceSubClass, 0x02);
+	assert_int_equal(g->bDeviceProtocol, 0x01);
+	assert_int_equal(g->bNumConfigurations, 2);
+	assert_int_equal(g->bConfigurationValue, 1);
+	assert_int_equal(g->bNumInterfaces, 2);
+	/* Interface-number order, active configuration only. */
+	assert_int_equal(g->ifaces[0].bInterfaceClass, 0xff);
+	assert_int_equal(g->ifaces[0].bInterfaceSubClass, 0x01);
+	assert_int_equal(g->ifaces[0].bInterfaceProtocol, 0x02);
+	assert_int_equal(g->ifaces[1].bInterfaceClass, 0x0a);
+	assert_string_equal(g->serial, "0123456789");
+	assert_string_equal(g->manufacturer, "Linux Foundation");
+	assert_string_equal(g->product, "Gadget Zero");
+	assert_false(g->on_vhci);
+	char want_path[128];
+
+	snprintf(want_path, sizeof(want_path), "%s/bus/usb/devices/1-1", fs->root);
+	assert_string_equal(g->path, want_path);
+
+	const struct bk_device_info *u = find_busid(devs, n, "1-1.3");
+
+	assert_non_null(u);
+	assert_int_equal(u->port_depth, 2);
+	assert_int_equal(u->port_path[0], 1);
+	assert_int_equal(u->port_path[1], 3);
+	assert_int_equal(u->speed, USBIP_SPEED_FULL);
+	assert_int_equal(u->bConfigurationValue, 0);
+	assert_int_equal(u->bNumInterfaces, 0);
+	assert_string_equal(u->serial, ""); /* no such file: no such string */
+	free(devs);
+
+	/* With vhci copies wanted, the SuperSpeed copy on bus 2 shows. */
+	assert_int_equal(lu_sysfs_scan(fs->root, true, &devs, &n), 0);
+	assert_int_equal(n, 3);
+	const struct bk_device_info *c = find_busid(devs, n, "2-1");
+
+	assert_non_null(c);
+	assert_true(c->on_vhci);
+	assert_int_equal(c->speed, USBIP_SPEED_SUPER);
+	free(devs);
+
+	/* A host without USB: no devices, no error. */
+	devs = (struct bk_device_info *)&devs;
+	assert_int_equal(lu_sysfs_scan("/nonexistent-sysfs-root", false, &devs, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(devs);
+}
+
+static void test_sysfs_locate(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	uint8_t bus = 0, dev = 0;
+
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "1-1", &bus, &dev), 0);
+	assert_int_equal(bus, 1);
+	assert_int_equal(dev, 7);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "1-1.3", &bus, &dev), 0);
+	assert_int_equal(dev, 9);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "2-1", &bus, &dev), -LNX_ENODEV);
+	assert_int_equal(lu_sysfs_locate(fs->root, true, "2-1", &bus, &dev), 0);
+	assert_int_equal(bus, 2);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "3-1", &bus, &dev), -LNX_ENODEV);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "usb1", &bus, &dev), -LNX_ENODEV);
+	assert_int_equal(lu_sysfs_locate(fs->root, false, "../1-1", &bus, &dev), -LNX_ENODEV);
+}
+
+static void test_sysfs_device_info_rejects(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct bk_device_info info;
+
+	/* Half gone: its files vanish under the scan. */
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-2", NULL, 0, &info),
+			 -LNX_ENODEV);
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "9-9", NULL, 0, &info),
+			 -LNX_ENODEV);
+	/* Not devices at all. */
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "usb1", NULL, 0, &info),
+			 -LNX_ENOENT);
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1:1.0", NULL, 0, &info),
+			 -LNX_ENOENT);
+	/* Garbage in a number. */
+	put_text(fs, "bus/usb/devices/1-1/devnum", "7x\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EINVAL);
+	put_text(fs, "bus/usb/devices/1-1/devnum", "-7\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EINVAL);
+	put_text(fs, "bus/usb/devices/1-1/devnum", "256\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EINVAL);
+	/* busnum must agree with the name. */
+	put_text(fs, "bus/usb/devices/1-1/devnum", "7\n");
+	put_text(fs, "bus/usb/devices/1-1/busnum", "3\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EINVAL);
+	put_text(fs, "bus/usb/devices/1-1/busnum", "1\n");
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info), 0);
+	/* Without the directory listing there are no interface entries. */
+	assert_int_equal(info.bNumInterfaces, 0);
+}
+
+static void test_sysfs_speed(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		uint32_t want;
+	} cases[] = {
+		{ "1.5", USBIP_SPEED_LOW },     { "12", USBIP_SPEED_FULL },
+		{ "480", USBIP_SPEED_HIGH },    { "5000", USBIP_SPEED_SUPER },
+		{ "10000", USBIP_SPEED_SUPER }, { "20000", USBIP_SPEED_SUPER },
+		{ "unknown", USBIP_SPEED_UNKNOWN }, { "", USBIP_SPEED_UNKNOWN },
+		{ "4800", USBIP_SPEED_UNKNOWN },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (lu_sysfs_speed(cases[i].text) != cases[i].want)
+			fail_msg("speed '%s': got %u, want %u", cases[i].text,
+				 lu_sysfs_speed(cases[i].text), cases[i].want);
+}
+
+/* The backend pointed at a fake tree: its seed scan and enumerate read
+ * sysfs, with no libusb context of their own, and rescans of an unchanged
+ * tree report nothing. A device added to the tree is reported once. */
+static void test_backend_on_fake_sysfs(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct libusb_backend_options opt;
+	struct hotplug_count seen = { 0, 0 };
+
+	libusb_backend_options_init(&opt);
+	opt.sysfs_root = fs->root;
+	opt.rescan_interval_ms = 10;
+	opt.use_hotplug = false; /* the rescan is the only source */
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	backend_set_hotplug(b, count_hotplug, &seen);
+	struct bk_device_info *devs = NULL;
+	size_t n = 0;
+
+	assert_int_equal(b->ops->enumerate(b, &devs, &n), 0);
+	assert_int_equal(n, 2);
+	free(devs);
+	assert_int_equal(b->ops->start(b), 0);
+	struct timespec pause = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.arrived, 0); /* the baseline is no event */
+	assert_int_equal(seen.left, 0);
+
+	char rel[128];
+
+	snprintf(rel, sizeof(rel), "bus/usb/devices/1-2/idProduct");
+	put_text(fs, rel, "0001\n");
+	const struct attr_file rest[] = {
+		{ "bcdDevice", "0100\n" }, { "bDeviceClass", "00\n" },
+		{ "bDeviceSubClass", "00\n" }, { "bDeviceProtocol", "00\n" },
+		{ "bNumConfigurations", "1\n" }, { NULL, NULL },
+	};
+	put_attrs(fs, "1-2", rest);
+	for (int i = 0; i < 100 && seen.arrived == 0; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.arrived, 1);
+	assert_int_equal(seen.left, 0);
+
+	/* A device whose attributes cannot be read for a moment, but which
+	 * sysfs still lists with the same numbers, has not left. */
+	put_text(fs, "bus/usb/devices/1-1/idProduct", "zz\n");
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.left, 0);
+	put_text(fs, "bus/usb/devices/1-1/idProduct", "a4a0\n");
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.arrived, 1);
+
+	/* Unplugged: its directory goes; reported once. */
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/bus/usb/devices/1-2'", fs->root);
+	assert_int_equal(system(cmd), 0);
+	for (int i = 0; i < 100 && seen.left == 0; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	nanosleep(&pause, NULL);
+	b->ops->stop(b);
+	assert_int_equal(seen.arrived, 1);
+	assert_int_equal(seen.left, 1);
+	b->ops->destroy(b);
+}
+
+static void test_uevent_wants_rescan(void **state)
+{
+	(void)state;
+#define UEV(s) { s, sizeof(s) - 1 }
+	static const struct {
+		const char *msg;
+		size_t n;
+	} cases[] = {
+		UEV("bind@/devices/pci0000:00/usb1/1-1\0ACTION=bind\0DEVPATH=/devices/pci0000:00/"
+		    "usb1/1-1\0SUBSYSTEM=usb\0DEVTYPE=usb_device\0DRIVER=usb\0SEQNUM=1\0"),
+		UEV("remove@/devices/usb1/1-1\0ACTION=remove\0SUBSYSTEM=usb\0DEVTYPE=usb_device\0"),
+		/* "add" comes before the configuration is chosen: bind follows. */
+		UEV("add@/devices/usb1/1-1\0ACTION=add\0SUBSYSTEM=usb\0DEVTYPE=usb_device\0"),
+		/* Interfaces, other subsystems, libudev's relays, junk. */
+		UEV("bind@/devices/usb1/1-1/1-1:1.0\0ACTION=bind\0SUBSYSTEM=usb\0"
+		    "DEVTYPE=usb_interface\0"),
+		UEV("remove@/devices/virtual/net/x\0ACTION=remove\0SUBSYSTEM=net\0"),
+		UEV("libudev\0\xfe\xed\xca\xfe"),
+		UEV("bind@/x\0ACTION=bind\0SUBSYSTEM=usb\0"), /* no DEVTYPE */
+		UEV("bind@/x\0ACTION=bind\0SUBSYSTEM=usb\0DEVTYPE=usb_device"), /* unterminated */
+		UEV(""),
+	};
+	static const bool want[] = { true, true, false, false, false, false, false, false, false };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (lu_uevent_wants_rescan(cases[i].msg, cases[i].n) != want[i])
+			fail_msg("case %zu: got %d", i, !want[i]);
+#undef UEV
+}
+
+/* ---- event-loop integration (loop_*) ---------------------------------- */
+
+struct wake_count {
+	atomic_int n;
+};
+
+static void count_wake(void *ctx)
+{
+	struct wake_count *w = ctx;
+
+	atomic_fetch_add(&w->n, 1);
+}
+
+static bool event_thread_on(struct backend *b)
+{
+	struct lu_backend *lb = (struct lu_backend *)b;
+
+	pthread_mutex_lock(&lb->lock);
+	bool on = lb->event_thread_on;
+
+	pthread_mutex_unlock(&lb->lock);
+	return on;
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* loop_fds answers libusb's own descriptors, the ones libusb_get_pollfds
+ * lists for the backend's context. */
+static void test_loop_fds_are_libusbs(void **state)
+{
+	(void)state;
+	struct wake_count wc = { 0 };
+	struct backend *b = libusb_backend_new(NULL);
+	struct lu_backend *lb = (struct lu_backend *)b;
+
+	assert_non_null(b);
+	assert_non_null(b->ops->loop_attach);
+	assert_int_equal(b->ops->loop_attach(b, NULL, &wc), -LNX_EINVAL);
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), -LNX_EBUSY);
+
+	struct pollfd fds[16];
+	int timeout = 12345;
+	int n = b->ops->loop_fds(b, fds, 16, &timeout);
+
+	assert_true(n >= 1);
+	const struct libusb_pollfd **want = libusb_get_pollfds(lb->ctx);
+
+	assert_non_null(want);
+	int nwant = 0;
+
+	while (want[nwant] != NULL)
+		nwant++;
+	assert_int_equal(n, nwant);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(fds[i].fd, want[i]->fd);
+		assert_int_equal(fds[i].events, want[i]->events);
+		assert_int_equal(fds[i].revents, 0);
+		assert_true(fcntl(fds[i].fd, F_GETFD) >= 0);
+	}
+	libusb_free_pollfds(want);
+	/* Nothing pending: no deadline where libusb's fds carry its timeouts
+	 * (Linux: a timerfd), else whatever libusb says is next. */
+	if (libusb_pollfds_handle_timeouts(lb->ctx))
+		assert_int_equal(timeout, -1);
+	else
+		assert_true(timeout >= -1);
+
+	/* The cached array serves until libusb says the set changed. */
+	const struct libusb_pollfd **cached = lb->loop_pollfds;
+	struct pollfd again[16];
+
+	assert_int_equal(b->ops->loop_fds(b, again, 16, &timeout), n);
+	assert_ptr_equal(lb->loop_pollfds, cached);
+	atomic_store(&lb->loop_dirty, true);
+	assert_int_equal(b->ops->loop_fds(b, again, 16, &timeout), n);
+	assert_false(atomic_load(&lb->loop_dirty));
+	for (int i = 0; i < n; i++)
+		assert_int_equal(again[i].fd, fds[i].fd);
+
+	/* Too little room: an error, not a silently short set. */
+	if (n > 1)
+		assert_int_equal(b->ops->loop_fds(b, again, n - 1, &timeout), -LNX_EOVERFLOW);
+	assert_int_equal(b->ops->loop_fds(b, again, 0, &timeout), -LNX_EOVERFLOW);
+
+	/* Opening and closing no device changed no fd: no wake-ups. */
+	assert_int_equal(atomic_load(&wc.n), 0);
+	b->ops->loop_detach(b);
+	b->ops->loop_detach(b); /* twice: harmless */
+	assert_null(lb->loop_pollfds);
+	b->ops->destroy(b);
+}
+
+/* An event made ready outside the loop shows on the fds, and dispatch
+ * consumes it without blocking. */
+static void test_loop_dispatch_consumes(void **state)
+{
+	(void)state;
+	struct wake_count wc = { 0 };
+	struct libusb_backend_options opt;
+
+	libusb_backend_options_init(&opt);
+	opt.rescan_interval_ms = 0;
+	struct backend *b = libusb_backend_new(&opt);
+	struct lu_backend *lb = (struct lu_backend *)b;
+
+	assert_non_null(b);
+	assert_int_equal(b->ops->start(b), 0);
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+
+	struct pollfd fds[16];
+	int timeout;
+	int n = b->ops->loop_fds(b, fds, 16, &timeout);
+
+	assert_true(n >= 1);
+	/* Whatever the stopped event thread left pending goes first. */
+	for (int i = 0; i < 4; i++)
+		b->ops->loop_dispatch(b);
+	assert_int_equal(poll(fds, (nfds_t)n, 0), 0);
+
+	/* libusb signals its own event fd: our poll sees it. */
+	libusb_interrupt_event_handler(lb->ctx);
+	assert_true(poll(fds, (nfds_t)n, 1000) >= 1);
+
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	b->ops->loop_dispatch(b);
+	assert_true(elapsed_ms(&t0) < 100);
+	n = b->ops->loop_fds(b, fds, 16, &timeout);
+	assert_int_equal(poll(fds, (nfds_t)n, 0), 0); /* consumed */
+
+	/* With nothing ready, many dispatches take no time at all. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 200; i++)
+		b->ops->loop_dispatch(b);
+	assert_true(elapsed_ms(&t0) < 200);
+
+	b->ops->loop_detach(b);
+	b->ops->destroy(b);
+}
+
+/* attach stops the event thread, detach restarts it only when the backend
+ * runs; stop, start and destroy work in every order. */
+static void test_loop_attach_detach_thread(void **state)
+{
+	(void)state;
+	struct wake_count wc = { 0 };
+	struct libusb_backend_options opt;
+
+	libusb_backend_options_init(&opt);
+	opt.rescan_interval_ms = 0; /* the event thread waits in libusb */
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	assert_false(event_thread_on(b));
+	assert_int_equal(b->ops->start(b), 0);
+	assert_true(event_thread_on(b));
+
+	for (int round = 0; round < 3; round++) {
+		struct timespec t0;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+		/* The thread was woken from its 1 s wait, not waited out. */
+		assert_true(elapsed_ms(&t0) < 500);
+		assert_false(event_thread_on(b));
+		b->ops->loop_dispatch(b);
+		b->ops->loop_detach(b);
+		assert_true(event_thread_on(b));
+	}
+
+	/* Stopped while attached: detach must not start a thread. */
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+	b->ops->stop(b);
+	assert_false(event_thread_on(b));
+	b->ops->loop_detach(b);
+	assert_false(event_thread_on(b));
+
+	/* Attached before start: start leaves the events to the loop. */
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+	assert_int_equal(b->ops->start(b), 0);
+	assert_false(event_thread_on(b));
+	b->ops->loop_detach(b);
+	assert_true(event_thread_on(b));
+
+	/* Destroyed while attached and running: nothing leaks or hangs. */
+	assert_int_equal(b->ops->loop_attach(b, count_wake, &wc), 0);
+	b->ops->destroy(b);
+}
+
+/* Two backends, one attached: each context's fds are its own. */
+static void test_loop_two_backends(void **state)
+{
+	(void)state;
+	struct wake_count wa = { 0 }, wc = { 0 };
+	struct backend *a = libusb_backend_new(NULL);
+	struct backend *c = libusb_backend_new(NULL);
+	struct pollfd fa[16], fc[16];
+	int ta, tc;
+
+	assert_non_null(a);
+	assert_non_null(c);
+	assert_int_equal(a->ops->loop_attach(a, count_wake, &wa), 0);
+	assert_int_equal(c->ops->loop_attach(c, count_wake, &wc), 0);
+	int na = a->ops->loop_fds(a, fa, 16, &ta);
+	int nc = c->ops->loop_fds(c, fc, 16, &tc);
+
+	assert_true(na >= 1 && nc >= 1);
+	for (int i = 0; i < na; i++)
+		for (int k = 0; k < nc; k++)
+			assert_int_not_equal(fa[i].fd, fc[k].fd);
+	a->ops->loop_detach(a);
+	c->ops->destroy(c);
+	a->ops->destroy(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -641,6 +1203,20 @@ int main(void)
 		cmocka_unit_test(test_start_stop),
 		cmocka_unit_test(test_stop_wakes_long_wait),
 		cmocka_unit_test(test_two_backends),
+		cmocka_unit_test_setup_teardown(test_sysfs_scan, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_sysfs_locate, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_sysfs_device_info_rejects, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test(test_sysfs_speed),
+		cmocka_unit_test(test_uevent_wants_rescan),
+		cmocka_unit_test_setup_teardown(test_backend_on_fake_sysfs, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test(test_loop_fds_are_libusbs),
+		cmocka_unit_test(test_loop_dispatch_consumes),
+		cmocka_unit_test(test_loop_attach_detach_thread),
+		cmocka_unit_test(test_loop_two_backends),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
