@@ -149,6 +149,9 @@ static bool begin_submit(struct session *s, const struct usbip_header *h)
 static void handle_unlink(struct session *s, const struct usbip_header *h)
 {
 	struct urb *u = session_urb_find(s, h->u.cmd_unlink.seqnum);
+	log_debug("session %s: seqnum %u unlinks %u: %s", s->peer, h->seqnum,
+		  h->u.cmd_unlink.seqnum, !u ? "not pending" : u->state == URB_BACKEND ? "at the device"
+							     : "queued");
 	if (!u || u->n_unlinks == URB_MAX_UNLINKS) {
 		/* Already answered (its RET_SUBMIT is queued or sent) or unknown:
 		 * status 0, and any RET_SUBMIT stands. */

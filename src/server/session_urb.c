@@ -305,8 +305,9 @@ static uint32_t iso_finish(struct urb *u, int32_t *error_count)
 void session_urb_finish(struct session *s, struct urb *u)
 {
 	struct bk_transfer *t = &u->xfer;
-	log_debug("session %s: seqnum %u completed: status %d, %u bytes", s->peer, u->cmd.seqnum,
-		  t->status, t->actual_length);
+	log_debug("session %s: seqnum %u completed: status %d, %u bytes, %u unlinks%s", s->peer,
+		  u->cmd.seqnum, t->status, t->actual_length, u->n_unlinks,
+		  engine_on_thread(s->engine) ? "" : " (posted)");
 	untrack(s, u);
 	if (u->state == URB_BACKEND)
 		s->ep0_in_backend -= u->cmd.ep == 0;

@@ -685,6 +685,65 @@ static void test_unlink_pending(void **state)
 	uc_close(c);
 }
 
+/* usbtest's unlink cases, the way vhci sees them: every URB is unlinked
+ * right after its submit, while it may be at the device, completing or
+ * answered. Each must end exactly one way: RET_UNLINK -ECONNRESET alone,
+ * or its RET_SUBMIT first and then RET_UNLINK 0 (the test client, like
+ * vhci, fails on a RET_SUBMIT for an URB a RET_UNLINK already gave back). */
+static void test_unlink_race(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	uint8_t data[1024];
+	memset(data, 0x5a, sizeof(data));
+	int won = 0, lost = 0;
+	for (uint32_t i = 0; i < 600; i++) {
+		/* Vary the device's pace so the unlink meets every state. */
+		if (i % 100 == 0)
+			assert_int_equal(sim_set_delay(f->sim, "1-1", (i / 100) % 3), 0);
+		uint32_t seq = 2 * i + 1;
+		struct uc_urb u = {
+			.seqnum = seq,
+			.devid = uc_devid(c),
+			.direction = i % 2 ? USBIP_DIR_IN : USBIP_DIR_OUT,
+			.ep = 1,
+			.buffer_length = sizeof(data),
+			.out_data = i % 2 ? NULL : data,
+		};
+		assert_int_equal(uc_submit(c, &u), 0);
+		assert_int_equal(uc_unlink(c, seq + 1, seq), 0);
+		bool submit_answered = false, unlink_answered = false;
+		while (!unlink_answered) {
+			struct uc_reply r;
+			assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+			if (r.command == USBIP_RET_SUBMIT) {
+				assert_int_equal(r.seqnum, seq);
+				assert_false(submit_answered);
+				submit_answered = true;
+			} else {
+				assert_int_equal(r.seqnum, seq + 1);
+				unlink_answered = true;
+				if (r.status == -LNX_ECONNRESET) {
+					assert_false(submit_answered);
+					assert_true(r.victim_was_pending);
+					won++;
+				} else {
+					assert_int_equal(r.status, 0);
+					assert_true(submit_answered); /* RET_SUBMIT came first */
+					assert_false(r.victim_was_pending);
+					lost++;
+				}
+			}
+			uc_reply_free(&r);
+		}
+	}
+	assert_int_equal(uc_outstanding(c), 0);
+	/* Both outcomes were met, or the test proved nothing. */
+	assert_true(won > 0);
+	assert_true(lost > 0);
+	uc_close(c);
+}
+
 static void test_unlink_twice(void **state)
 {
 	struct fixture *f = *state;
@@ -1180,6 +1239,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_budget_never_blocks_unlink, setup_small_budget,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unlink_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6, setup_ipv6, teardown),
 	};
