@@ -82,6 +82,7 @@ struct urb {
 #define SESSION_RX_SIZE (128u * 1024u) /* read buffer: many commands per recv */
 #define SESSION_HASH_SIZE 1024u        /* URB table buckets (seqnums are sequential) */
 #define SESSION_POOL_MAX 64u           /* URBs kept for reuse */
+#define SESSION_EARLY_UNLINKS 16u      /* unlinks waiting for their submit */
 #define SESSION_POOL_BYTES (4u * 1024u * 1024u) /* buffer bytes kept for reuse */
 
 /* An endpoint as the current settings have it, found in O(1) per URB. */
@@ -123,6 +124,14 @@ struct session {
 	uint8_t *rx_dst;
 	size_t rx_need;
 	bool rx_eof;
+
+	/* vhci's transmit thread can send a CMD_UNLINK before the CMD_SUBMIT
+	 * it names (the submit was queued just as the thread went on to the
+	 * unlink list): such an unlink waits here for its submit. */
+	struct { uint32_t victim, seqnum; } early[SESSION_EARLY_UNLINKS];
+	unsigned n_early;
+	uint32_t last_submit;       /* highest CMD_SUBMIT seqnum seen */
+	bool any_submit;
 
 	struct urb pending;         /* list head: URBs not yet completed */
 	unsigned n_pending;

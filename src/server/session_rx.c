@@ -90,11 +90,15 @@ static int parse_iso(struct session *s, struct urb *u, const uint8_t *raw)
 	return 0;
 }
 
+static void adopt_early_unlink(struct session *s, struct urb *u);
+
 /* The whole message is in: decide and start. */
 static void body_done(struct session *s)
 {
 	struct urb *u = s->rx_urb;
 	s->rx_urb = NULL;
+	if (s->n_early > 0)
+		adopt_early_unlink(s, u);
 	if (u->iso_count > 0) {
 		/* Descriptors sit behind the data area, whichever the direction. */
 		size_t setup = u->cmd.ep == 0 ? USBIP_SETUP_SIZE : 0;
@@ -145,6 +149,52 @@ static bool begin_submit(struct session *s, const struct usbip_header *h)
 	return true;
 }
 
+/* A submit seqnum the client has not sent yet (seqnums only grow, modulo
+ * 2^32)? */
+static bool not_yet_submitted(const struct session *s, uint32_t seqnum)
+{
+	return !s->any_submit || (int32_t)(seqnum - s->last_submit) > 0;
+}
+
+/* An unlink that can have overtaken its submit: the victim's seqnum was
+ * handed out before the unlink's own, and no submit with it came yet. A
+ * victim numbered after the unlink never existed. */
+static bool overtook_its_submit(const struct session *s, const struct usbip_header *h)
+{
+	uint32_t victim = h->u.cmd_unlink.seqnum;
+	return not_yet_submitted(s, victim) && (int32_t)(h->seqnum - victim) > 0;
+}
+
+/* An unlink that overtook its submit: kept until the submit comes, or
+ * answered at once with status 0 when too many wait. */
+static void defer_unlink(struct session *s, const struct usbip_header *h)
+{
+	if (s->n_early == SESSION_EARLY_UNLINKS) {
+		log_warn("session %s: too many unlinks ahead of their submits; answering seqnum %u",
+			 s->peer, s->early[0].seqnum);
+		session_tx_ret_unlink(s, s->early[0].seqnum, 0);
+		memmove(&s->early[0], &s->early[1], (s->n_early - 1) * sizeof(s->early[0]));
+		s->n_early--;
+	}
+	s->early[s->n_early].victim = h->u.cmd_unlink.seqnum;
+	s->early[s->n_early].seqnum = h->seqnum;
+	s->n_early++;
+}
+
+/* A submit that arrives already unlinked takes its unlink along: it fails
+ * unstarted with -ECONNRESET, and the RET_UNLINK is its only answer. */
+static void adopt_early_unlink(struct session *s, struct urb *u)
+{
+	for (unsigned i = 0; i < s->n_early; i++) {
+		if (s->early[i].victim != u->cmd.seqnum)
+			continue;
+		u->unlink_seqnum[u->n_unlinks++] = s->early[i].seqnum;
+		memmove(&s->early[i], &s->early[i + 1], (s->n_early - i - 1) * sizeof(s->early[0]));
+		s->n_early--;
+		return;
+	}
+}
+
 /* Answers a CMD_UNLINK per the rules in PROTOCOL.md. */
 static void handle_unlink(struct session *s, const struct usbip_header *h)
 {
@@ -152,6 +202,10 @@ static void handle_unlink(struct session *s, const struct usbip_header *h)
 	log_debug("session %s: seqnum %u unlinks %u: %s", s->peer, h->seqnum,
 		  h->u.cmd_unlink.seqnum, !u ? "not pending" : u->state == URB_BACKEND ? "at the device"
 							     : "queued");
+	if (!u && overtook_its_submit(s, h)) {
+		defer_unlink(s, h);
+		return;
+	}
 	if (!u || u->n_unlinks == URB_MAX_UNLINKS) {
 		/* Already answered (its RET_SUBMIT is queued or sent) or unknown:
 		 * status 0, and any RET_SUBMIT stands. */
@@ -180,8 +234,13 @@ static bool handle_header(struct session *s, const uint8_t *raw)
 			 h.devid, s->devid);
 		return false;
 	}
-	if (h.command == USBIP_CMD_SUBMIT)
+	if (h.command == USBIP_CMD_SUBMIT) {
+		if (not_yet_submitted(s, h.seqnum)) {
+			s->last_submit = h.seqnum;
+			s->any_submit = true;
+		}
 		return begin_submit(s, &h);
+	}
 	if (h.command == USBIP_CMD_UNLINK) {
 		handle_unlink(s, &h);
 		return true;

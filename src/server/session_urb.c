@@ -182,7 +182,7 @@ void session_urb_start(struct session *s, struct urb *u)
 	bool control = u->cmd.ep == 0;
 
 	track(s, u); /* from here on CMD_UNLINK can find it */
-	int fail = u->fail;
+	int fail = u->n_unlinks > 0 ? LNX_ECONNRESET : u->fail; /* unlinked before it came */
 	if (!fail && over_device_limit(s, u)) {
 		log_debug("session %s: seqnum %u refused: %u URBs in flight", s->peer,
 			  u->cmd.seqnum, s->limits.max_urbs);

@@ -744,6 +744,46 @@ static void test_unlink_race(void **state)
 	uc_close(c);
 }
 
+/* Linux's vhci can put a CMD_UNLINK on the wire before the CMD_SUBMIT it
+ * names (its transmit thread had just passed the submit list when the URB
+ * was queued and unlinked). The server must not answer "not pending" with
+ * status 0 (vhci would give the URB back and then fail on its RET_SUBMIT):
+ * the submit, when it comes, is unlinked unstarted and RET_UNLINK
+ * -ECONNRESET is its only answer. */
+static void test_unlink_before_its_submit(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+	uint8_t data[64] = { 1 };
+	bulk(c, 1, USBIP_DIR_OUT, 1, sizeof(data), 0, data, &r);
+	uc_reply_free(&r);
+
+	assert_int_equal(uc_unlink(c, 3, 2), 0); /* names seqnum 2, not sent yet */
+	assert_int_equal(uc_recv(c, &r, 200), UC_E_TIMEOUT); /* waits for it */
+	struct uc_urb u = {
+		.seqnum = 2,
+		.devid = uc_devid(c),
+		.direction = USBIP_DIR_OUT,
+		.ep = 1,
+		.buffer_length = sizeof(data),
+		.out_data = data,
+	};
+	assert_int_equal(uc_submit(c, &u), 0);
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+	assert_int_equal(r.command, USBIP_RET_UNLINK);
+	assert_int_equal(r.seqnum, 3);
+	assert_int_equal(r.status, -LNX_ECONNRESET);
+	assert_true(r.victim_was_pending);
+	uc_reply_free(&r);
+	assert_int_equal(uc_recv(c, &r, 300), UC_E_TIMEOUT); /* no RET_SUBMIT for 2 */
+
+	bulk(c, 4, USBIP_DIR_OUT, 1, sizeof(data), 0, data, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
 static void test_unlink_twice(void **state)
 {
 	struct fixture *f = *state;
@@ -1240,6 +1280,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unlink_before_its_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6, setup_ipv6, teardown),
 	};
