@@ -69,6 +69,7 @@ struct urb {
 	int32_t fail;              /* a status decided before submitting, or 0 */
 	bool special;              /* a request the worker runs (ctrl_request.h) */
 	uint32_t iso_count;
+	size_t iso_raw_off;        /* where the received iso descriptors sit in buf */
 	struct usbip_iso_desc *iso_wire; /* offsets/lengths as the client sent them */
 	struct bk_iso_packet *iso_bk;
 	uint8_t *iso_out;          /* encoded descriptors for the reply */
@@ -123,6 +124,7 @@ struct session {
 	struct urb *rx_urb;         /* body being read into rx_dst */
 	uint8_t *rx_dst;
 	size_t rx_need;
+	size_t rx_skip;             /* OUT data of a refused URB, dropped first */
 	bool rx_eof;
 
 	/* vhci's transmit thread can send a CMD_UNLINK before the CMD_SUBMIT

@@ -72,7 +72,7 @@ static int parse_iso(struct session *s, struct urb *u, const uint8_t *raw)
 		return LNX_EINVAL;
 
 	/* OUT packets the client placed elsewhere are gathered back to back. */
-	if (!u->cmd.direction && !iso_is_back_to_back(u->iso_wire, count)) {
+	if (!u->cmd.direction && !u->fail && !iso_is_back_to_back(u->iso_wire, count)) {
 		u->iso_packed = malloc(total ? total : 1);
 		if (!u->iso_packed)
 			return LNX_ENOMEM;
@@ -101,8 +101,7 @@ static void body_done(struct session *s)
 		adopt_early_unlink(s, u);
 	if (u->iso_count > 0) {
 		/* Descriptors sit behind the data area, whichever the direction. */
-		size_t setup = u->cmd.ep == 0 ? USBIP_SETUP_SIZE : 0;
-		int rc = parse_iso(s, u, u->buf + setup + u->cmd.u.cmd_submit.transfer_buffer_length);
+		int rc = parse_iso(s, u, u->buf + u->iso_raw_off);
 		if (rc > 0 && !u->fail)
 			u->fail = rc;
 	}
@@ -123,29 +122,49 @@ static bool begin_submit(struct session *s, const struct usbip_header *h)
 		      (size_t)iso_count * (USBIP_ISO_DESC_SIZE * 2 + sizeof(struct usbip_iso_desc) +
 					   sizeof(struct bk_iso_packet));
 
-	struct urb *u = session_urb_get(s, setup + len + iso_raw);
+	/* Past the budget at the device the URB fails with -ENOMEM, before
+	 * anything is allocated for its data: it needs no data buffer (OUT
+	 * data is read and dropped), and neither does an URB whose buffer
+	 * cannot be had, which fails the same way instead of the session. */
+	bool over = s->n_urbs - s->tx_n >= s->limits.max_urbs ||
+		    s->bytes - s->tx_bytes + cost > s->limits.max_bytes;
+	size_t data = over ? 0 : len;
+	struct urb *u = session_urb_get(s, setup + data + iso_raw);
+	if (!u && data > 0) {
+		over = true;
+		data = 0;
+		u = session_urb_get(s, setup + iso_raw);
+	}
 	if (!u) {
 		log_error("session %s: out of memory for seqnum %u, closing", s->peer, h->seqnum);
 		return false;
+	}
+	if (over) {
+		log_debug("session %s: seqnum %u refused: over the session's budget", s->peer,
+			  h->seqnum);
+		u->fail = LNX_ENOMEM;
+		cost -= len;
 	}
 	u->cmd = *h;
 	u->cost = cost;
 	s->n_urbs++;
 	s->bytes += cost;
 	u->iso_count = iso_count;
+	u->iso_raw_off = setup + data;
 	u->xfer.buffer = u->buf;
-	u->xfer.length = (uint32_t)(setup + len);
+	u->xfer.length = (uint32_t)(setup + data);
 	u->xfer.complete = session_urb_complete;
 	u->xfer.user = u;
 	u->xfer.endpoint = (uint8_t)(h->ep | (h->direction == USBIP_DIR_IN ? 0x80 : 0));
 	if (setup)
 		memcpy(u->buf, c->setup, USBIP_SETUP_SIZE);
 
+	/* Body: OUT data (or as many bytes dropped), then iso descriptors. */
+	bool out = h->direction == USBIP_DIR_OUT;
 	s->rx_urb = u;
-	s->rx_dst = u->buf + setup;
-	s->rx_need = (h->direction == USBIP_DIR_OUT ? len : 0) + iso_raw;
-	if (h->direction == USBIP_DIR_IN)
-		s->rx_dst = u->buf + setup + len; /* only descriptors follow */
+	s->rx_skip = out && over ? len : 0;
+	s->rx_dst = u->buf + (out ? setup : setup + data);
+	s->rx_need = (out ? data : 0) + iso_raw;
 	return true;
 }
 
@@ -252,6 +271,14 @@ static bool handle_header(struct session *s, const uint8_t *raw)
 void session_rx_parse(struct session *s)
 {
 	while (!s->closing) {
+		if (s->rx_urb && s->rx_skip > 0) {
+			size_t avail = s->rx_len - s->rx_off;
+			size_t n = avail < s->rx_skip ? avail : s->rx_skip;
+			s->rx_off += n;
+			s->rx_skip -= n;
+			if (s->rx_skip > 0)
+				return;
+		}
 		if (s->rx_urb) {
 			size_t avail = s->rx_len - s->rx_off;
 			size_t n = avail < s->rx_need ? avail : s->rx_need;
@@ -294,7 +321,8 @@ void session_rx_read(struct session *s)
 	for (int i = 0; i < RX_READS_PER_TURN && !s->closing && !session_rx_blocked(s); i++) {
 		uint8_t *dst;
 		size_t room;
-		bool direct = s->rx_urb && s->rx_off == s->rx_len && s->rx_need >= RX_DIRECT_MIN;
+		bool direct = s->rx_urb && s->rx_skip == 0 && s->rx_off == s->rx_len &&
+			      s->rx_need >= RX_DIRECT_MIN;
 		if (direct) {
 			dst = s->rx_dst;
 			room = s->rx_need;

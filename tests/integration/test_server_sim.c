@@ -937,6 +937,57 @@ static void test_budget_urbs_at_device(void **state)
 	uc_close(c);
 }
 
+/* The byte budget holds for large OUT URBs (checked before their buffer is
+ * allocated, so a refused one costs no buffer): URBs past
+ * it fail with -ENOMEM (their data read and dropped, the stream kept in
+ * step), every URB is answered once, and the session goes on. */
+static void test_budget_bytes(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 6 };
+	const uint32_t len = USBIP_MAX_TRANSFER_LENGTH; /* 4 of them fill the 64 MiB budget */
+	uint8_t *data = calloc(1, len);
+	assert_non_null(data);
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 300), 0);
+	struct uc_conn *c = import_dev(f, "1-1");
+	for (uint32_t i = 0; i < N; i++) {
+		struct uc_urb u = {
+			.seqnum = i + 1,
+			.devid = uc_devid(c),
+			.direction = USBIP_DIR_OUT,
+			.ep = 1,
+			.buffer_length = len,
+			.out_data = data,
+		};
+		assert_int_equal(uc_submit(c, &u), 0);
+	}
+	int ok = 0, refused = 0;
+	for (int got = 0; got < N; got++) {
+		struct uc_reply r;
+		assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+		if (r.status == 0) {
+			assert_int_equal(r.actual_length, len);
+			ok++;
+		} else {
+			assert_int_equal(r.status, -LNX_ENOMEM);
+			assert_int_equal(r.actual_length, 0);
+			refused++;
+		}
+		uc_reply_free(&r);
+	}
+	assert_int_equal(ok, 3);
+	assert_int_equal(refused, N - 3);
+	free(data);
+	/* In step: the next URB works. */
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 0), 0);
+	struct uc_reply r;
+	uint8_t small[8] = { 1, 2, 3 };
+	bulk(c, 100, USBIP_DIR_OUT, 1, sizeof(small), 0, small, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	uc_close(c);
+}
+
 static void test_budget_never_blocks_unlink(void **state)
 {
 	struct fixture *f = *state;
@@ -1276,6 +1327,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_op_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stock_usbip_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_urbs_at_device, setup_small_budget, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_never_blocks_unlink, setup_small_budget,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_twice, setup, teardown),
