@@ -69,10 +69,11 @@ int opts_parse_bool(const char *s)
 	return -1;
 }
 
-int opts_apply_file(const struct opts_spec *spec, const char *path)
+int opts_apply_file(const struct opts_spec *spec, const char *path, struct conf *file)
 {
 	struct conf c;
 	char err[CONF_ERR_SIZE];
+	memset(file, 0, sizeof(*file));
 	if (conf_load(path, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", spec->prog, err);
 		return 2;
@@ -99,7 +100,7 @@ int opts_apply_file(const struct opts_spec *spec, const char *path)
 			rc = spec->apply(spec->ctx, o, e->value, &src);
 		}
 	}
-	conf_free(&c);
+	*file = c;
 	return rc;
 }
 
@@ -132,16 +133,18 @@ static const char *find_config(const struct opts_spec *spec, int argc, char **ar
 	return path;
 }
 
-int opts_parse(const struct opts_spec *spec, int argc, char **argv, int *first_arg)
+int opts_parse(const struct opts_spec *spec, int argc, char **argv, int *first_arg,
+	       struct conf *file)
 {
 	const char *path = find_config(spec, argc, argv);
 	int rc;
+	memset(file, 0, sizeof(*file));
 	if (path) {
-		rc = opts_apply_file(spec, path);
+		rc = opts_apply_file(spec, path, file);
 		if (rc)
 			return rc;
 	} else if (spec->default_config && access(spec->default_config, F_OK) == 0) {
-		rc = opts_apply_file(spec, spec->default_config);
+		rc = opts_apply_file(spec, spec->default_config, file);
 		if (rc)
 			return rc;
 	}

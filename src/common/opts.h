@@ -19,6 +19,8 @@
 
 #include <getopt.h>
 #include <stdio.h>
+
+#include "common/conf.h"
 #include <stdbool.h>
 
 /* Where a value came from, for messages. */
@@ -58,15 +60,20 @@ const struct option *opts_find_val(const struct option *longopts, int val);
 /* Parses a file boolean; returns 1, 0 or -1 when it is none. */
 int opts_parse_bool(const char *s);
 
-/* Applies every entry of the file at path. Unknown keys, cli-only keys
- * and bad booleans are errors naming file, line and key. Returns like
- * apply (first non-zero wins), or 2 if the file cannot be read/parsed. */
-int opts_apply_file(const struct opts_spec *spec, const char *path);
+/* Applies every entry of the file at path, loaded into *file. The values
+ * handed to apply point into *file: it stays loaded until the caller's
+ * conf_free(file) (also after an error; conf_free of an empty conf is
+ * fine). Unknown keys, cli-only keys and bad booleans are errors naming
+ * file, line and key. Returns like apply (first non-zero wins), or 2 if
+ * the file cannot be read or parsed. */
+int opts_apply_file(const struct opts_spec *spec, const char *path, struct conf *file);
 
 /* The whole sequence: finds -c/--config among the flags, applies that file
- * (or default_config if it exists), then applies the flags in order. On 0,
+ * (or default_config if it exists) into *file as opts_apply_file() does,
+ * then applies the flags in order. On 0,
  * *first_arg is the index of the first non-option argument in argv (GNU
  * getopt moves them to the end). Returns 0, 1 (stop, success) or 2. */
-int opts_parse(const struct opts_spec *spec, int argc, char **argv, int *first_arg);
+int opts_parse(const struct opts_spec *spec, int argc, char **argv, int *first_arg,
+	       struct conf *file);
 
 #endif

@@ -197,7 +197,10 @@ static int run(struct t_ctx *t, const char *default_config, int argc, const char
 		.cli_only = t_cli_only, .config_val = T_CONFIG,
 		.default_config = default_config, .apply = t_apply, .ctx = t,
 	};
-	return opts_parse(&spec, argc, argv, first);
+	struct conf file;
+	int rc = opts_parse(&spec, argc, argv, first, &file);
+	conf_free(&file);
+	return rc;
 }
 
 static void test_precedence(void **state)
