@@ -134,6 +134,25 @@ static int write_str(int fd, const char *s, size_t n)
 	return net_writev_full(fd, &iov, 1);
 }
 
+/* After refusing an over-long request: read the rest (a little while, a
+ * little data), so closing with unread bytes does not turn the answer
+ * into a connection reset on the client's side. */
+static void drain_input(int fd)
+{
+	char buf[1024];
+	int64_t deadline = net_now_ms() + 500;
+	size_t total = 0;
+	shutdown(fd, SHUT_WR);
+	while (total < 64u * 1024u && net_wait_fd(fd, POLLIN, -1, deadline) == 0) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+		if (memchr(buf, '\n', (size_t)n))
+			break;
+	}
+}
+
 static void serve_one(struct control_server *cs, int fd)
 {
 	char line[CONTROL_MAX_REQUEST + 2];
@@ -142,8 +161,10 @@ static void serve_one(struct control_server *cs, int fd)
 	sb_init(&reply);
 	int rc = read_line(fd, line, sizeof(line), deadline);
 	if (rc < 0) {
-		if (rc == -E2BIG)
+		if (rc == -E2BIG) {
 			write_str(fd, "error request too long\n", 23);
+			drain_input(fd);
+		}
 		goto out;
 	}
 	char *argv[CONTROL_MAX_ARGS + 1];

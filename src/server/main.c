@@ -161,6 +161,26 @@ static int run_list(struct server_options *o)
 	return rc;
 }
 
+/* `status`: only a running server knows. */
+static int run_status(struct server_options *o)
+{
+	if (!o->control_path[0]) {
+		fprintf(stderr, "status needs the control socket (--control PATH)\n");
+		return 2;
+	}
+	struct strbuf out;
+	sb_init(&out);
+	int rc = control_request(o->control_path, o->json ? "status --json" : "status", &out);
+	if (rc == 0)
+		fputs(sb_str(&out), stdout);
+	else if (rc == -EREMOTEIO)
+		fprintf(stderr, "server: %s\n", sb_str(&out));
+	else
+		fprintf(stderr, "no server answers on %s: %s\n", o->control_path, strerror(-rc));
+	sb_free(&out);
+	return rc == 0 ? 0 : 1;
+}
+
 static int run_server(struct server_options *o)
 {
 	struct backend *b = make_backend(o);
@@ -215,7 +235,9 @@ int main(int argc, char **argv)
 	struct server_options o;
 	int rc = server_options_parse(&o, argc, argv);
 	if (rc == 0)
-		rc = o.command == SERVER_CMD_LIST ? run_list(&o) : run_server(&o);
+		rc = o.command == SERVER_CMD_LIST     ? run_list(&o)
+		     : o.command == SERVER_CMD_STATUS ? run_status(&o)
+						      : run_server(&o);
 	else if (rc == 1)
 		rc = 0;
 	server_options_free(&o);

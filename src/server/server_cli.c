@@ -60,9 +60,11 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: usbip-notify-server [OPTIONS]\n"
 		"       usbip-notify-server list [--json] [--local] [OPTIONS]\n"
+		"       usbip-notify-server status [--json] [--control PATH]\n"
 		"Exports USB devices to Linux USB/IP clients (vhci_hcd, `usbip attach`).\n"
 		"`list` prints this machine's devices and whether each is exported (asking\n"
-		"the running server through its control socket when there is one).\n"
+		"the running server through its control socket when there is one);\n"
+		"`status` asks the running server for its ports and counts.\n"
 		"\n"
 		"  -c, --config FILE     configuration file (default %s,\n"
 		"                        read if present); flags override it\n"
@@ -108,7 +110,7 @@ static void usage(FILE *out)
 		"                            \"none\": no socket)\n"
 		"      --metrics ADDR:PORT   serve Prometheus metrics over HTTP (default off)\n"
 		"      --trace               log one line per USB/IP command and reply\n"
-		"      --json                list: print JSON\n"
+		"      --json                list, status: print JSON\n"
 		"      --local               list: enumerate here, never ask a running server\n"
 		"\n"
 		"  -l, --log-level LVL   error, warn, info (default) or debug\n"
@@ -364,13 +366,16 @@ int server_options_parse(struct server_options *o, int argc, char **argv)
 	if (first < argc && strcmp(argv[first], "list") == 0) {
 		o->command = SERVER_CMD_LIST;
 		first++;
+	} else if (first < argc && strcmp(argv[first], "status") == 0) {
+		o->command = SERVER_CMD_STATUS;
+		first++;
 	}
 	if (first < argc) {
 		fprintf(stderr, "unexpected argument: %s\n", argv[first]);
 		return 2;
 	}
-	if (o->json && o->command != SERVER_CMD_LIST) {
-		fprintf(stderr, "--json goes with the list command\n");
+	if (o->json && o->command == SERVER_CMD_RUN) {
+		fprintf(stderr, "--json goes with the list and status commands\n");
 		return 2;
 	}
 	/* Devices on vhci buses are hidden (by the backend too) unless asked for. */

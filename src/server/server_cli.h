@@ -22,6 +22,7 @@
 enum server_command {
 	SERVER_CMD_RUN,   /* no argument: serve */
 	SERVER_CMD_LIST,  /* "list": print devices and exit */
+	SERVER_CMD_STATUS, /* "status": ask the running server */
 };
 
 struct server_options {
@@ -36,7 +37,7 @@ struct server_options {
 	bool control_given;         /* --control was set (list: no fallback) */
 	const char *metrics;        /* ADDR:PORT, NULL: off */
 	bool trace;
-	bool json;                  /* list --json */
+	bool json;                  /* list/status --json */
 	bool local;                 /* list --local: never ask a running server */
 	struct conf file;           /* values from it point in here */
 };
