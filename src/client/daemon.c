@@ -1,12 +1,14 @@
 #include "client/daemon.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,7 +40,11 @@ struct server_ctx {
 	/* Under d->lock. */
 	enum daemon_conn_state state;
 	unsigned sessions;
+	int64_t state_since;
+	char last_error[DAEMON_ERROR_SIZE];
+	int64_t last_error_at;
 	struct attachment att[DAEMON_MAX_ATTACHMENTS];
+	struct daemon_attachment_extra att_extra[DAEMON_MAX_ATTACHMENTS]; /* beside att[] */
 	size_t natt;
 	/* Connection, owned by the thread. */
 	int fd;
@@ -60,6 +66,9 @@ struct daemon {
 	pthread_mutex_t lock;
 	int stop_pipe[2];
 	struct server_ctx servers[DAEMON_MAX_SERVERS];
+	/* Under lock: busids kept from automatic attach (daemon_hold). */
+	char holds[DAEMON_MAX_HOLDS][USBIP_BUSID_SIZE];
+	size_t nholds;
 };
 
 void daemon_config_defaults(struct daemon_config *cfg)
@@ -159,14 +168,47 @@ static void state_write_locked(struct daemon *d)
 		unlink(tmp);
 }
 
+/* Caller holds d->lock. */
+static void change_state_locked(struct server_ctx *s, enum daemon_conn_state st)
+{
+	if (s->state != st) {
+		s->state = st;
+		s->state_since = (int64_t)time(NULL);
+		state_write_locked(s->d);
+	}
+}
+
 static void set_state(struct server_ctx *s, enum daemon_conn_state st)
 {
 	pthread_mutex_lock(&s->d->lock);
-	if (s->state != st) {
-		s->state = st;
-		state_write_locked(s->d);
-	}
+	change_state_locked(s, st);
 	pthread_mutex_unlock(&s->d->lock);
+}
+
+/* Remembers the latest failure for status; the log line is the caller's. */
+static void set_error(struct server_ctx *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_error(struct server_ctx *s, const char *fmt, ...)
+{
+	char msg[DAEMON_ERROR_SIZE];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->d->lock);
+	memcpy(s->last_error, msg, sizeof(msg));
+	s->last_error_at = (int64_t)time(NULL);
+	pthread_mutex_unlock(&s->d->lock);
+}
+
+/* Caller holds d->lock. */
+static int hold_find_locked(struct daemon *d, const char *busid)
+{
+	for (size_t i = 0; i < d->nholds; i++) {
+		if (strcmp(d->holds[i], busid) == 0)
+			return (int)i;
+	}
+	return -1;
 }
 
 /* ---- vhci actions (all under d->lock) ----------------------------------- */
@@ -200,6 +242,7 @@ static void remove_our_record(struct server_ctx *s, const struct attachment *a)
 static void drop_attachment_locked(struct server_ctx *s, size_t i)
 {
 	s->att[i] = s->att[s->natt - 1];
+	s->att_extra[i] = s->att_extra[s->natt - 1];
 	s->natt--;
 }
 
@@ -267,24 +310,47 @@ static void detach_locked(struct server_ctx *s, size_t i)
 
 /* Imports busid and attaches it. expect (may be NULL) is what the notify
  * channel said the device is; ids_known tells whether its vid/pid count. */
+static int attach_device_how(struct server_ctx *s, const char *busid,
+			     const struct notify_v2_device *expect, bool ids_known, bool manual);
+
 static void attach_device(struct server_ctx *s, const char *busid,
 			  const struct notify_v2_device *expect, bool ids_known)
 {
+	attach_device_how(s, busid, expect, ids_known, false);
+}
+
+/* manual: asked for through the control socket: holds and filters do not
+ * apply. Returns 0 when attached, else a negative errno. */
+static int attach_device_how(struct server_ctx *s, const char *busid,
+			     const struct notify_v2_device *expect, bool ids_known, bool manual)
+{
 	struct daemon *d = s->d;
 	if (!busid_valid(busid))
-		return;
+		return -EINVAL;
+	if (!manual) {
+		pthread_mutex_lock(&d->lock);
+		bool held = hold_find_locked(d, busid) >= 0;
+		pthread_mutex_unlock(&d->lock);
+		if (held) {
+			log_info("%s: %s is on hold; not attaching", s->spec->host, busid);
+			return -EPERM;
+		}
+	}
 	if (d->cfg.dry_run) {
 		log_info("dry run: would import %s from %s:%s and attach it", busid, s->spec->host,
 			 d->cfg.usbip_port);
 		pthread_mutex_lock(&d->lock);
 		if (s->natt < DAEMON_MAX_ATTACHMENTS && attachment_find(s->att, s->natt, busid) < 0) {
+			memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
+			s->att_extra[s->natt].since = (int64_t)time(NULL);
+			memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
 			struct attachment *a = &s->att[s->natt++];
 			memset(a, 0, sizeof(*a));
 			snprintf(a->busid, sizeof(a->busid), "%s", busid);
 			a->port = -1;
 		}
 		pthread_mutex_unlock(&d->lock);
-		return;
+		return 0;
 	}
 	pthread_mutex_lock(&d->lock);
 	if (!d->vhci_ok)
@@ -294,7 +360,8 @@ static void attach_device(struct server_ctx *s, const char *busid,
 	if (!vhci_ok) {
 		log_error("%s: cannot attach %s: vhci_hcd is not available (modprobe vhci-hcd)",
 			  s->spec->host, busid);
-		return;
+		set_error(s, "%s: vhci_hcd is not available (modprobe vhci-hcd)", busid);
+		return -ENODEV;
 	}
 	struct import_result res;
 	int op_status;
@@ -303,17 +370,22 @@ static void attach_device(struct server_ctx *s, const char *busid,
 	if (err == -EBUSY) {
 		log_info("%s: %s is busy (imported by another client); will retry when it is free",
 			 s->spec->host, busid);
-		return;
+		return err;
 	}
 	if (err) {
-		if (op_status > 0)
+		if (op_status > 0) {
 			log_warn("%s: import of %s refused: %s", s->spec->host, busid,
 				 import_status_str((uint32_t)op_status));
-		else
+			set_error(s, "import of %s refused: %s", busid,
+				  import_status_str((uint32_t)op_status));
+		} else {
 			log_warn("%s: import of %s failed: %s", s->spec->host, busid,
 				 strerror(-err));
-		return;
+			set_error(s, "import of %s failed: %s", busid, strerror(-err));
+		}
+		return err;
 	}
+	int result = -EPERM;
 	/* The session now holds the device: check it is the one we want. */
 	if (expect && ids_known &&
 	    (res.dev.idVendor != expect->vid || res.dev.idProduct != expect->pid)) {
@@ -329,7 +401,7 @@ static void attach_device(struct server_ctx *s, const char *busid,
 		.pid = res.dev.idProduct,
 		.serial = (expect && ids_known) ? expect->serial : NULL,
 	};
-	enum filter_verdict v = filter_check(&d->cfg.filter, &id);
+	enum filter_verdict v = manual ? FILTER_ALLOW : filter_check(&d->cfg.filter, &id);
 	if (v != FILTER_ALLOW) {
 		log_info("%s: %s (%04x:%04x) is not allowed by the filters%s", s->spec->host, busid,
 			 res.dev.idVendor, res.dev.idProduct,
@@ -349,8 +421,12 @@ static void attach_device(struct server_ctx *s, const char *busid,
 		pthread_mutex_unlock(&d->lock);
 		log_error("%s: vhci attach of %s failed: %s%s", s->spec->host, busid, strerror(-err),
 			  err == -EBUSY ? " (no free port on the right hub)" : "");
+		set_error(s, "vhci attach of %s failed: %s", busid, strerror(-err));
+		result = err;
 		goto out_close;
 	}
+	s->att_extra[s->natt].speed = res.dev.speed;
+	s->att_extra[s->natt].since = (int64_t)time(NULL);
 	struct attachment *a = &s->att[s->natt++];
 	memset(a, 0, sizeof(*a));
 	snprintf(a->busid, sizeof(a->busid), "%s", busid);
@@ -365,9 +441,11 @@ static void attach_device(struct server_ctx *s, const char *busid,
 	log_info("attached %s from %s (%04x:%04x, %s speed) on vhci port %d", busid,
 		 s->spec->host, res.dev.idVendor, res.dev.idProduct,
 		 notify_v2_speed_name(res.dev.speed), port);
+	result = 0;
 out_close:
 	/* After attach the kernel holds its own reference; ours goes either way. */
 	close(res.fd);
+	return result;
 }
 
 static void detach_busid(struct server_ctx *s, const char *busid)
@@ -425,8 +503,8 @@ static void on_snapshot_end(struct server_ctx *s)
 			detach_locked(s, (size_t)k);
 		}
 	}
-	s->state = CONN_SUBSCRIBED;
 	s->sessions++;
+	change_state_locked(s, CONN_SUBSCRIBED);
 	state_write_locked(d);
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < n && !stopping(d); i++) {
@@ -635,8 +713,8 @@ static void run_connection(struct server_ctx *s)
 	if (!v2) {
 		/* v1 has no welcome: the hello is the subscription. */
 		pthread_mutex_lock(&d->lock);
-		s->state = CONN_SUBSCRIBED;
 		s->sessions++;
+		change_state_locked(s, CONN_SUBSCRIBED);
 		state_write_locked(d);
 		pthread_mutex_unlock(&d->lock);
 	}
@@ -649,6 +727,7 @@ static void run_connection(struct server_ctx *s)
 		if (v2 && !s->welcomed) {
 			if (now >= hello_deadline) {
 				log_warn("%s: no welcome from the server", s->spec->host);
+				set_error(s, "no welcome from the server");
 				break;
 			}
 			timeout = (int)(hello_deadline - now);
@@ -657,6 +736,7 @@ static void run_connection(struct server_ctx *s)
 			if (now - s->last_rx_ms >= hb * DAEMON_MISSED_HEARTBEATS) {
 				log_warn("%s: no heartbeat for %us; reconnecting", s->spec->host,
 					 s->heartbeat_s * DAEMON_MISSED_HEARTBEATS);
+				set_error(s, "no heartbeat for %us", s->heartbeat_s * DAEMON_MISSED_HEARTBEATS);
 				break;
 			}
 			if (now - s->last_tx_ms >= hb && send_ping(s) < 0)
@@ -679,8 +759,9 @@ static void run_connection(struct server_ctx *s)
 		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (got <= 0) {
-			log_warn("%s: notify connection %s", s->spec->host,
-				 got == 0 ? "closed by the server" : strerror(errno));
+			const char *why = got == 0 ? "closed by the server" : strerror(errno);
+			log_warn("%s: notify connection %s", s->spec->host, why);
+			set_error(s, "notify connection %s", why);
 			break;
 		}
 		s->last_rx_ms = net_now_ms();
@@ -722,6 +803,7 @@ static void *server_thread(void *arg)
 			log_msg(attempt == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG,
 				"%s:%s: cannot connect: %s", s->spec->host, s->spec->notify_port,
 				strerror(-err));
+			set_error(s, "cannot connect: %s", strerror(-err));
 		} else {
 			log_info("%s:%s: connected", s->spec->host, s->spec->notify_port);
 			run_connection(s);
@@ -813,6 +895,7 @@ static void adopt_recorded(struct daemon *d)
 			if (strcmp(s->spec->host, host) != 0 || s->natt >= DAEMON_MAX_ATTACHMENTS ||
 			    attachment_find(s->att, s->natt, busid) >= 0)
 				continue;
+			memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
 			struct attachment *a = &s->att[s->natt++];
 			snprintf(a->busid, sizeof(a->busid), "%s", busid);
 			a->port = ports[i].port;
@@ -913,6 +996,20 @@ size_t daemon_attachments(struct daemon *d, size_t server, struct attachment *ou
 	return n;
 }
 
+size_t daemon_attachments_extra(struct daemon *d, size_t server, struct attachment *out,
+				struct daemon_attachment_extra *extra, size_t max)
+{
+	if (server >= d->cfg.nservers)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	struct server_ctx *s = &d->servers[server];
+	size_t n = s->natt < max ? s->natt : max;
+	memcpy(out, s->att, n * sizeof(*out));
+	memcpy(extra, s->att_extra, n * sizeof(*extra));
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
 unsigned daemon_sessions(struct daemon *d, size_t server)
 {
 	if (server >= d->cfg.nservers)
@@ -921,6 +1018,127 @@ unsigned daemon_sessions(struct daemon *d, size_t server)
 	unsigned n = d->servers[server].sessions;
 	pthread_mutex_unlock(&d->lock);
 	return n;
+}
+
+/* ---- Control: status and steering ---------------------------------------- */
+
+size_t daemon_nservers(struct daemon *d)
+{
+	return d->cfg.nservers;
+}
+
+int daemon_server_status(struct daemon *d, size_t server, struct daemon_server_status *out)
+{
+	if (server >= d->cfg.nservers)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&d->lock);
+	const struct server_ctx *s = &d->servers[server];
+	snprintf(out->host, sizeof(out->host), "%s", s->spec->host);
+	snprintf(out->notify_port, sizeof(out->notify_port), "%s", s->spec->notify_port);
+	out->state = s->state;
+	out->sessions = s->sessions;
+	out->since = s->state_since;
+	memcpy(out->last_error, s->last_error, sizeof(out->last_error));
+	out->last_error_at = s->last_error_at;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+int daemon_hold(struct daemon *d, const char *busid)
+{
+	if (!busid_valid(busid))
+		return -EINVAL;
+	int rc = 0;
+	pthread_mutex_lock(&d->lock);
+	if (hold_find_locked(d, busid) < 0) {
+		if (d->nholds == DAEMON_MAX_HOLDS)
+			rc = -ENOSPC;
+		else
+			snprintf(d->holds[d->nholds++], USBIP_BUSID_SIZE, "%s", busid);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0)
+		log_info("%s: on hold (no automatic attach)", busid);
+	return rc;
+}
+
+int daemon_release(struct daemon *d, const char *busid)
+{
+	if (!busid_valid(busid))
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	int i = hold_find_locked(d, busid);
+	if (i >= 0) {
+		d->nholds--;
+		memmove(d->holds[i], d->holds[i + 1], (d->nholds - (size_t)i) * USBIP_BUSID_SIZE);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (i >= 0)
+		log_info("%s: released from hold", busid);
+	return i >= 0 ? 0 : -ENOENT;
+}
+
+bool daemon_is_held(struct daemon *d, const char *busid)
+{
+	pthread_mutex_lock(&d->lock);
+	bool held = hold_find_locked(d, busid) >= 0;
+	pthread_mutex_unlock(&d->lock);
+	return held;
+}
+
+size_t daemon_holds(struct daemon *d, char (*out)[USBIP_BUSID_SIZE], size_t max)
+{
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->nholds < max ? d->nholds : max;
+	memcpy(out, d->holds, n * USBIP_BUSID_SIZE);
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+int daemon_detach(struct daemon *d, const char *busid)
+{
+	int rc = daemon_hold(d, busid);
+	if (rc < 0)
+		return rc;
+	rc = -ENOENT;
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		struct server_ctx *s = &d->servers[i];
+		int k = attachment_find(s->att, s->natt, busid);
+		if (k >= 0) {
+			detach_locked(s, (size_t)k);
+			state_write_locked(d);
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int daemon_attach(struct daemon *d, const char *busid)
+{
+	if (!busid_valid(busid))
+		return -EINVAL;
+	daemon_release(d, busid);
+	pthread_mutex_lock(&d->lock);
+	bool attached = false;
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		const struct server_ctx *s = &d->servers[i];
+		attached |= attachment_find(s->att, s->natt, busid) >= 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (attached)
+		return -EALREADY;
+	/* Which server has it we do not track between snapshots: ask each
+	 * subscribed one in turn; one without it refuses the import. */
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		if (daemon_server_state(d, i) != CONN_SUBSCRIBED)
+			continue;
+		if (attach_device_how(&d->servers[i], busid, NULL, false, true) == 0)
+			return 0;
+	}
+	return -ENODEV;
 }
 
 /* ---- status subcommand -------------------------------------------------- */

@@ -329,7 +329,7 @@ void control_server_stop(struct control_server *cs)
 
 int control_request(const char *path, const char *line, struct strbuf *reply)
 {
-	int64_t deadline = net_now_ms() + CONTROL_TIMEOUT_MS;
+	int64_t deadline = net_now_ms() + CONTROL_REPLY_TIMEOUT_MS;
 	int fd;
 	int rc = connect_path(path, deadline, &fd);
 	if (rc < 0)

@@ -18,7 +18,8 @@
 
 #define CONTROL_MAX_REQUEST 512
 #define CONTROL_MAX_REPLY (4u * 1024u * 1024u)
-#define CONTROL_TIMEOUT_MS 5000
+#define CONTROL_TIMEOUT_MS 5000        /* for the daemon to read a request */
+#define CONTROL_REPLY_TIMEOUT_MS 30000 /* for a client to get the answer (attach imports) */
 
 /* Answers one request (the line without its "\n", split into argv by
  * spaces, at most CONTROL_MAX_ARGS words). Writes the reply text into

@@ -29,6 +29,8 @@
 #include "common/net.h"
 #include "client/daemon.h"
 #include "client/vhci.h"
+#include "common/control.h"
+#include "common/strbuf.h"
 #include "server/server.h"
 
 #define HALF 4 /* 4 hs + 4 ss ports */
@@ -654,6 +656,107 @@ static void test_silent_server(void **state)
 	close(lfd);
 }
 
+/* One control request through the socket; returns its rc, reply in *out. */
+static int ctl(const char *path, const char *line, struct strbuf *out)
+{
+	sb_free(out);
+	return control_request(path, line, out);
+}
+
+static void test_control_socket(void **state)
+{
+	struct fixture *f = *state;
+	struct vhci_ops ops = { fk_write, &f->fk };
+	struct daemon_config cfg;
+	daemon_cfg(f, &cfg, &ops);
+	assert_int_equal(filter_add(&cfg.filter, true, "1-1"), 0);
+	struct daemon *d = start_daemon(f, &cfg);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/ctl/client.sock", f->root);
+	struct control_server *cs = NULL;
+	assert_int_equal(control_server_start(path, daemon_control, d, &cs), 0);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0660);
+
+	WAIT_FOR(fk_count(&f->fk, &f->fk.attaches) == 1);
+	WAIT_FOR(port_of(d, "1-1") >= 0);
+	int port = port_of(d, "1-1");
+	struct strbuf r;
+	sb_init(&r);
+
+	/* status --json: the server's state and the attachment's details. */
+	assert_int_equal(ctl(path, "status --json", &r), 0);
+	char want[64];
+	assert_non_null(strstr(sb_str(&r), "\"state\":\"subscribed\""));
+	assert_non_null(strstr(sb_str(&r), "\"last_error\":null"));
+	snprintf(want, sizeof(want), "{\"busid\":\"1-1\",\"vhci_port\":%d,", port);
+	assert_non_null(strstr(sb_str(&r), want));
+	assert_non_null(strstr(sb_str(&r), "\"speed\":\"high\",\"since\":\"20"));
+	assert_non_null(strstr(sb_str(&r), "\"holds\":[]"));
+	assert_int_equal(ctl(path, "status", &r), 0);
+	assert_non_null(strstr(sb_str(&r), "subscribed since"));
+	snprintf(want, sizeof(want), "1-1 on vhci port %d, high speed", port);
+	assert_non_null(strstr(sb_str(&r), want));
+
+	/* detach: the port goes, and the device stays away although the
+	 * server says it is free again (it is on hold). */
+	assert_int_equal(ctl(path, "detach 1-1", &r), 0);
+	assert_int_equal(fk_count(&f->fk, &f->fk.detaches), 1);
+	assert_int_equal(f->fk.last_detach_port, port);
+	fk_port_gone(&f->fk, port);
+	WAIT_FOR(server_held(f, "1-1", NULL) == 0);
+	sleep_ms(500);
+	assert_int_equal(fk_count(&f->fk, &f->fk.attaches), 1);
+	assert_true(daemon_is_held(d, "1-1"));
+	assert_int_equal(ctl(path, "status --json", &r), 0);
+	assert_non_null(strstr(sb_str(&r), "\"holds\":[\"1-1\"]"));
+	assert_non_null(strstr(sb_str(&r), "\"attachments\":[]"));
+
+	/* attach: released and attached now. */
+	assert_int_equal(ctl(path, "attach 1-1", &r), 0);
+	assert_int_equal(fk_count(&f->fk, &f->fk.attaches), 2);
+	assert_false(daemon_is_held(d, "1-1"));
+	WAIT_FOR(server_held(f, "1-1", NULL) == 1);
+	assert_int_equal(ctl(path, "attach 1-1", &r), -EREMOTEIO);
+	assert_non_null(strstr(sb_str(&r), "already attached"));
+
+	/* An explicit attach is not subject to the filters (1-2 is not allowed). */
+	assert_int_equal(ctl(path, "attach 1-2", &r), 0);
+	assert_int_equal(fk_count(&f->fk, &f->fk.attaches), 3);
+	assert_int_equal(ctl(path, "attach 9-9", &r), -EREMOTEIO);
+	assert_non_null(strstr(sb_str(&r), "no subscribed server"));
+
+	/* hold keeps a replugged device from being attached; release lifts it. */
+	assert_int_equal(ctl(path, "hold 1-1", &r), 0);
+	assert_int_equal(sim_unplug(f->sim, "1-1"), 0);
+	WAIT_FOR(fk_count(&f->fk, &f->fk.detaches) == 2);
+	assert_int_equal(sim_plug(f->sim, "1-1"), 0);
+	sleep_ms(500);
+	assert_int_equal(fk_count(&f->fk, &f->fk.attaches), 3);
+	assert_int_equal(ctl(path, "release 1-1", &r), 0);
+	assert_int_equal(ctl(path, "release 1-1", &r), -EREMOTEIO);
+	assert_non_null(strstr(sb_str(&r), "not attached or held"));
+
+	/* Bad requests are answered, not fatal. */
+	assert_int_equal(ctl(path, "attach nope", &r), -EREMOTEIO);
+	assert_non_null(strstr(sb_str(&r), "usage: attach BUSID"));
+	assert_int_equal(ctl(path, "frobnicate", &r), -EREMOTEIO);
+	assert_non_null(strstr(sb_str(&r), "unknown request"));
+	assert_int_equal(ctl(path, "status --yaml", &r), -EREMOTEIO);
+
+	/* The server goes: status says so, with the error. */
+	stop_server(f);
+	WAIT_FOR(daemon_server_state(d, 0) != CONN_SUBSCRIBED);
+	assert_int_equal(ctl(path, "status --json", &r), 0);
+	assert_non_null(strstr(sb_str(&r), "\"last_error\":\"notify connection"));
+
+	sb_free(&r);
+	control_server_stop(cs);
+	assert_int_equal(stat(path, &st), -1);
+	end_daemon(f, d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -664,6 +767,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_protocol_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_socket, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
