@@ -4,25 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *usb_speed_name(uint32_t speed)
-{
-	switch (speed) {
-	case USBIP_SPEED_LOW:
-		return "low";
-	case USBIP_SPEED_FULL:
-		return "full";
-	case USBIP_SPEED_HIGH:
-		return "high";
-	case USBIP_SPEED_WIRELESS:
-		return "wireless";
-	case USBIP_SPEED_SUPER:
-		return "super";
-	case USBIP_SPEED_SUPER_PLUS:
-		return "super-plus";
-	}
-	return "unknown";
-}
-
 static const struct export_view *find_view(const struct export_view *views, size_t n,
 					   const char *busid)
 {
@@ -71,7 +52,7 @@ static void json_row(struct json_writer *w, const struct row *r, bool live)
 	json_key(w, "serial");
 	json_str(w, r->d->serial);
 	json_key(w, "speed");
-	json_str(w, usb_speed_name(r->d->speed));
+	json_str(w, usbip_speed_name(r->d->speed));
 	json_key(w, "exported");
 	json_bool(w, export_verdict_offered(r->verdict));
 	json_key(w, "reason");
@@ -126,7 +107,7 @@ static void text_row(struct strbuf *out, const struct row *r, bool live)
 		snprintf(name, sizeof(name), "%s", r->d->product[0] ? r->d->product
 								: r->d->manufacturer);
 	sb_printf(out, "%-10s %04x:%04x  %-10s %-40s %s\n", r->d->busid, r->d->idVendor,
-		  r->d->idProduct, usb_speed_name(r->d->speed), name[0] ? name : "-", state);
+		  r->d->idProduct, usbip_speed_name(r->d->speed), name[0] ? name : "-", state);
 }
 
 void device_report(struct strbuf *out, bool json, const struct bk_device_info *devs, size_t n,

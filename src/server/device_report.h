@@ -7,7 +7,7 @@
  * feed it fabricated devices. The JSON shape (one object):
  *   { "source": "local" | "server",
  *     "devices": [ { "busid", "vid", "pid" (4 hex digits), "manufacturer",
- *       "product", "serial", "speed" ("low".."super-plus", "unknown"),
+ *       "product", "serial", "speed" (usbip_speed_name: "low".."super-plus", "unknown"),
  *       "exported" (bool), "reason" (export_verdict_name), "rule" (the
  *       deciding rule's text or null), "held" (bool, null when local),
  *       "held_by" ("ADDR:PORT", null when free, unknown or local) } ] } */
@@ -21,9 +21,6 @@
 #include "common/strbuf.h"
 #include "server/export_filter.h"
 #include "server/export_table.h"
-
-/* "low", "full", "high", "wireless", "super", "super-plus" or "unknown". */
-const char *usb_speed_name(uint32_t speed);
 
 /* devs: what the backend enumerates (n of them), in the order to print.
  * views: the export table's snapshot (held/held_by), or NULL for a report

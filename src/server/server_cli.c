@@ -174,12 +174,12 @@ static bool sim_spec_valid(const char *spec)
 	}
 }
 
-/* "HOST:PORT" or "[V6]:PORT" with a port in 1..65535. */
+/* "HOST:PORT", "[V6]:PORT" or ":PORT" (every address); port 0 picks one. */
 static bool addr_port_valid(const char *s)
 {
 	const char *colon = strrchr(s, ':');
 	unsigned long port;
-	return colon && colon != s && parse_uint(colon + 1, 1, 65535, &port);
+	return colon && parse_uint(colon + 1, 0, 65535, &port);
 }
 
 static int apply(void *ctx, const struct option *opt, const char *arg,

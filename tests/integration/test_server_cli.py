@@ -165,11 +165,14 @@ class RunningServer(unittest.TestCase):
         with open(conf, "w") as f:
             f.write("sim = zero,zero\nlisten = 127.0.0.1\nport = 0\n"
                     "notify-listen = 127.0.0.1\nnotify-port = 0\ndeny = 1-2\n"
+                    "metrics = 127.0.0.1:0\n"
                     "control = %s\n" % self.sock)
         self.proc = subprocess.Popen([SERVER, "-c", conf], stderr=self.log)
         wait_for(lambda: os.path.exists(self.sock) and "control socket" in self.logtext(),
                  what="the control socket")
         self.port = int(re.search(r"info: listening on port (\d+)", self.logtext()).group(1))
+        self.metrics_port = int(re.search(r"metrics on .* \(port (\d+)\)",
+                                          self.logtext()).group(1))
 
     def tearDown(self):
         self.proc.terminate()
@@ -213,6 +216,60 @@ class RunningServer(unittest.TestCase):
         _, code, status = struct.unpack(">HHI", hdr)
         self.assertEqual((code, status), (0x0003, 0))
         return s
+
+    def scrape(self, path="/metrics"):
+        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as s:
+            s.sendall(("GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % path).encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.decode().partition("\r\n\r\n")
+        return head.split("\r\n")[0], head, body
+
+    def parse_metrics(self, body):
+        samples, types = {}, {}
+        for line in body.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split()
+                types[name] = kind
+                continue
+            if line.startswith("#") or not line:
+                continue
+            m = re.fullmatch(r'([a-z_]+)(\{busid="([0-9.-]+)"\})? (\d+)', line)
+            self.assertIsNotNone(m, "bad sample line: " + line)
+            name = m.group(1)
+            self.assertIn(name, types, "sample before its TYPE: " + line)
+            samples[(name, m.group(3))] = int(m.group(4))
+        return samples, types
+
+    def test_metrics(self):
+        status, head, body = self.scrape()
+        self.assertEqual(status, "HTTP/1.0 200 OK")
+        self.assertIn("Content-Type: text/plain; version=0.0.4", head)
+        samples, types = self.parse_metrics(body)
+        self.assertEqual(samples[("usbip_notify_exported_devices", None)], 1)
+        self.assertEqual(samples[("usbip_notify_sessions", None)], 0)
+        self.assertEqual(samples[("usbip_notify_notify_subscribers", None)], 0)
+        self.assertEqual(types["usbip_notify_device_urbs_total"], "counter")
+        self.assertEqual(samples[("usbip_notify_device_urbs_total", "1-1")], 0)
+        self.assertNotIn(("usbip_notify_device_urbs_total", "1-2"), samples)  # denied
+        # A notify subscriber and an import show up in the gauges.
+        with socket.create_connection(("127.0.0.1", self.notify_port()), timeout=5) as sub:
+            sub.sendall(b"Client hello\n")
+            conn = self.import_device("1-1")
+            wait_for(lambda: self.parse_metrics(self.scrape()[2])[0][
+                ("usbip_notify_notify_subscribers", None)] == 1, what="subscriber gauge")
+            samples, _ = self.parse_metrics(self.scrape()[2])
+            self.assertEqual(samples[("usbip_notify_sessions", None)], 1)
+            conn.close()
+        self.assertEqual(self.scrape("/nope")[0], "HTTP/1.0 404 Not Found")
+
+    def notify_port(self):
+        r = run("status", "--json", "--control", self.sock)
+        return json.loads(r.stdout)["notify_port"]
 
     def test_socket_mode(self):
         mode = stat.S_IMODE(os.stat(self.sock).st_mode)
