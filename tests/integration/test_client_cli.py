@@ -81,6 +81,20 @@ class ClientCli(unittest.TestCase):
             self.assertEqual(r.returncode, 2, text)
             self.assertIn(path + needle, r.stderr, text)
 
+    def test_every_flag_is_a_key(self):
+        opts = set(re.findall(r"--([a-z][a-z-]+)", run("--help").stdout))
+        cli_only = {"help", "config", "json"}
+        for name in sorted(opts - cli_only):
+            path = self.conf("%s = maybe-not-valid\n" % name)
+            r = run("-c", path, "status", "--control", "none", "--state-file",
+                    os.path.join(self.tmp.name, "s"), "--sysfs-root", self.tmp.name)
+            self.assertNotIn("unknown key", r.stderr, name)
+        for name in sorted(cli_only):
+            path = self.conf("%s = yes\n" % name)
+            r = run("-c", path, "status", "--control", "none")
+            self.assertEqual(r.returncode, 2, name)
+            self.assertIn(":1: %s: unknown key" % name, r.stderr)
+
     def test_config_servers_add_up_with_flags(self):
         # 17 servers in all is one too many: the file's and the flags' count together.
         path = self.conf("".join("server = 10.0.0.%d\n" % i for i in range(1, 17)))

@@ -106,6 +106,20 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("missing.conf", r.stderr)
 
+    def test_every_flag_is_a_key(self):
+        opts = set(re.findall(r"--([a-z][a-z-]+)", run("--help").stdout))
+        cli_only = {"help", "version", "config", "json", "local"}
+        self.assertGreater(len(opts - cli_only), 20)
+        for name in sorted(opts - cli_only):
+            path = self.conf("%s = maybe-not-valid\n" % name)
+            r = run("-c", path, "list", "--local", "--sim", "zero", "--control", "none")
+            self.assertNotIn("unknown key", r.stderr, name)
+        for name in sorted(cli_only):
+            path = self.conf("%s = yes\n" % name)
+            r = run("-c", path, "list", "--local", "--sim", "zero")
+            self.assertEqual(r.returncode, 2, name)
+            self.assertIn(":1: %s: unknown key" % name, r.stderr)
+
     def test_config_applies_and_flags_override(self):
         path = self.conf("# two devices, one denied\n"
                          "sim = zero,zero\n"
