@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the build and the tests need.
-# Usage: scripts/install-deps.sh [--e2e]   (--e2e adds the QEMU guest's packages)
+# Usage: scripts/install-deps.sh [--e2e | --deb]
+#   --e2e adds the QEMU guest's packages, --deb what scripts/build-deb.sh needs
 set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
       libusb-1.0-0-dev libcmocka-dev python3 usbip)
+if [ "${1:-}" = "--deb" ]; then
+	pkgs+=(debhelper dpkg-dev fakeroot)
+fi
 if [ "${1:-}" = "--e2e" ]; then
 	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio usbutils kmod
 	       alsa-utils)
