@@ -166,6 +166,10 @@ static int run_list(struct server_options *o)
 			sb_free(&out);
 			return 1;
 		}
+		if (rc == -EACCES)
+			fprintf(stderr, "note: no permission for %s (a running server's control "
+					"socket); listing here, without who holds what\n",
+				o->control_path);
 		if (rc < 0)
 			sb_free(&out);
 	}
