@@ -1138,7 +1138,15 @@ int daemon_attach(struct daemon *d, const char *busid)
 		if (attach_device_how(&d->servers[i], busid, NULL, false, true) == 0)
 			return 0;
 	}
-	return -ENODEV;
+	/* Released, a server thread may have taken it meanwhile (the server
+	 * announced it free): that is an attach too. */
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		const struct server_ctx *s = &d->servers[i];
+		attached |= attachment_find(s->att, s->natt, busid) >= 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return attached ? 0 : -ENODEV;
 }
 
 /* ---- status subcommand -------------------------------------------------- */

@@ -7,8 +7,9 @@
  * Whoever can connect may steer the daemon, so the socket is created mode
  * 0660 (root and the socket's group): access is the file system's.
  *
- * The listener runs one thread that serves connections one at a time
- * (requests are short: a snapshot, a flag, a handoff to the daemon). */
+ * The listener runs one thread that serves connections one at a time:
+ * most requests are a snapshot or a flag; the client's attach waits for its
+ * import (seconds at most), and others queue behind it meanwhile. */
 #ifndef USBIP_NOTIFY_COMMON_CONTROL_H
 #define USBIP_NOTIFY_COMMON_CONTROL_H
 
