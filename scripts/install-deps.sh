@@ -5,7 +5,11 @@
 set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
-      libusb-1.0-0-dev libcmocka-dev python3 usbip)
+      libusb-1.0-0-dev libcmocka-dev python3 usbip
+      libavahi-client-dev
+      # the DNS-SD test runs its own avahi-daemon and dbus-daemon in a
+      # private network namespace (tests/integration/test_dnssd.py)
+      avahi-daemon avahi-utils dbus iproute2 util-linux)
 if [ "${1:-}" = "--deb" ]; then
 	pkgs+=(debhelper dpkg-dev fakeroot)
 fi

@@ -13,6 +13,7 @@
 #include "backend/libusb_backend.h"
 #include "backend/sim.h"
 #include "common/control.h"
+#include "common/dnssd.h"
 #include "common/log.h"
 #include "server/device_report.h"
 #include "server/metrics.h"
@@ -268,9 +269,25 @@ static int run_server(struct server_options *o)
 		}
 	}
 
+	/* Announced last: once clients find us, everything answers. */
+	struct dnssd_announcer *announcer = NULL;
+	if (o->announce && dnssd_supported()) {
+		struct dnssd_service svc = {
+			.name = o->announce_name,
+			.port = (uint16_t)server_port(srv),
+			.notify_port = server_notify_port(srv),
+		};
+		int rc = dnssd_announce(&svc, &announcer);
+		if (rc < 0)
+			log_warn("dns-sd: not announcing: %s", strerror(-rc));
+	} else if (o->announce_name && !dnssd_supported()) {
+		log_warn("--announce-name: this build has no DNS-SD support");
+	}
+
 	int sig = 0;
 	sigwait(&stop, &sig);
 	log_info("signal %d: shutting down", sig);
+	dnssd_announce_stop(announcer);
 	control_server_stop(control);
 	status = 0;
 out_metrics:

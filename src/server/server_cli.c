@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/sim.h"
+#include "common/dnssd.h"
 #include "common/log.h"
 #include "common/opts.h"
 
@@ -17,7 +18,7 @@ enum {
 	OPT_ALLOW, OPT_DENY, OPT_NOTIFY_LISTEN, OPT_NOTIFY_PORT, OPT_NOTIFY_HEARTBEAT,
 	OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY, OPT_ALLOW_CLIENT,
 	OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE, OPT_CONTROL, OPT_METRICS, OPT_TRACE,
-	OPT_JSON, OPT_LOCAL,
+	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME,
 };
 
 static const struct option longopts[] = {
@@ -43,6 +44,8 @@ static const struct option longopts[] = {
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "trace", no_argument, NULL, OPT_TRACE },
+	{ "no-announce", no_argument, NULL, OPT_NO_ANNOUNCE },
+	{ "announce-name", required_argument, NULL, OPT_ANNOUNCE_NAME },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "local", no_argument, NULL, OPT_LOCAL },
 	{ "log-level", required_argument, NULL, 'l' },
@@ -110,6 +113,10 @@ static void usage(FILE *out)
 		"                            \"none\": no socket)\n"
 		"      --metrics ADDR:PORT   serve Prometheus metrics over HTTP (default off)\n"
 		"      --trace               log one line per USB/IP command and reply\n"
+		"      --no-announce         no DNS-SD announcement (_usbip._tcp through\n"
+		"                            avahi-daemon; on by default where built in)\n"
+		"      --announce-name NAME  the announced name (default \"usbip-notify\n"
+		"                            on HOSTNAME\")\n"
 		"      --json                list, status: print JSON\n"
 		"      --local               list: enumerate here, never ask a running server\n"
 		"\n"
@@ -307,6 +314,16 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 	case OPT_TRACE:
 		o->trace = true;
 		return 0;
+	case OPT_NO_ANNOUNCE:
+		o->announce = false;
+		return 0;
+	case OPT_ANNOUNCE_NAME:
+		if (strlen(arg) >= DNSSD_NAME_SIZE) {
+			opt_bad_value(src, opt, arg, "at most %d bytes", DNSSD_NAME_SIZE - 1);
+			return 2;
+		}
+		o->announce_name = arg;
+		return 0;
 	case OPT_JSON:
 		o->json = true;
 		return 0;
@@ -347,6 +364,7 @@ int server_options_parse(struct server_options *o, int argc, char **argv)
 	libusb_backend_options_init(&o->libusb);
 	export_filter_init(&o->filter, false);
 	o->control_path = SERVER_DEFAULT_CONTROL;
+	o->announce = true;
 
 	struct opts_spec spec = {
 		.prog = "usbip-notify-server",

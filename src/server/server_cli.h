@@ -37,6 +37,8 @@ struct server_options {
 	bool control_given;         /* --control was set (list: no fallback) */
 	const char *metrics;        /* ADDR:PORT, NULL: off */
 	bool trace;
+	bool announce;              /* DNS-SD (default on where supported) */
+	const char *announce_name;  /* NULL: "usbip-notify on HOST" */
 	bool json;                  /* list/status --json */
 	bool local;                 /* list --local: never ask a running server */
 	struct conf file;           /* values from it point in here */

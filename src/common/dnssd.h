@@ -1,0 +1,45 @@
+/* DNS-SD (mDNS/Bonjour) announcement of a USB/IP server, behind one small
+ * interface so the daemons never see the system's API.
+ *
+ * Implementations: dnssd_avahi.c (Linux, libavahi-client, talks to
+ * avahi-daemon over D-Bus) and dnssd_none.c (built when no DNS-SD library
+ * is found: every call says -ENOTSUP). A Bonjour (dns_sd.h) one for macOS
+ * fits the same header.
+ *
+ * The service: type DNSSD_USBIP_TYPE, port = the USB/IP port, and TXT
+ * records "txtvers=1", "notify=PORT" (the notify channel's port; absent
+ * when it is off) and "tls=0|1" (whether the server requires TLS).
+ *
+ * Threads: the implementation runs its own (Avahi's threaded poll); the
+ * announcement follows the daemon by itself (registers when avahi-daemon
+ * appears, again after it restarts, and renames on a name conflict). */
+#ifndef USBIP_NOTIFY_COMMON_DNSSD_H
+#define USBIP_NOTIFY_COMMON_DNSSD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define DNSSD_USBIP_TYPE "_usbip._tcp"
+#define DNSSD_NAME_SIZE 64
+
+struct dnssd_service {
+	const char *name;     /* instance name; NULL: "usbip-notify on HOSTNAME" */
+	uint16_t port;        /* the USB/IP port */
+	int notify_port;      /* 0 or less: no notify channel */
+	bool tls;
+};
+
+struct dnssd_announcer;
+
+/* False when built without a DNS-SD library. */
+bool dnssd_supported(void);
+
+/* Starts announcing (copies svc). 0, -ENOTSUP (no library), -ENOMEM, or
+ * -EIO when the library cannot start. A missing avahi-daemon is not an
+ * error: the service is registered once it runs. */
+int dnssd_announce(const struct dnssd_service *svc, struct dnssd_announcer **out);
+
+/* Withdraws the service and frees everything. NULL is fine. */
+void dnssd_announce_stop(struct dnssd_announcer *a);
+
+#endif
