@@ -37,6 +37,12 @@ struct server_ctx {
 	const struct daemon_server_spec *spec;
 	pthread_t thread;
 	bool started;
+	/* Written to end this server's thread (daemon_stop, or removal);
+	 * every wait of the thread watches it. */
+	int wake[2];
+	/* Under d->lock: a removal is under way / done (the slot is free). */
+	bool leaving;
+	bool gone;
 	/* Under d->lock. */
 	enum daemon_conn_state state;
 	unsigned sessions;
@@ -122,6 +128,13 @@ static bool stopping(struct daemon *d)
 	return poll(&p, 1, 0) > 0;
 }
 
+/* The daemon stops or this server is being removed. */
+static bool server_done(struct server_ctx *s)
+{
+	struct pollfd p = { .fd = s->wake[0], .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
+}
+
 /* ---- State file --------------------------------------------------------- */
 
 /* Caller holds d->lock. Written whole to a temporary file and renamed, so a
@@ -155,6 +168,8 @@ static void state_write_locked(struct daemon *d)
 		d->cfg.dry_run ? ", dry run" : "");
 	for (size_t i = 0; i < d->cfg.nservers; i++) {
 		struct server_ctx *s = &d->servers[i];
+		if (s->gone)
+			continue;
 		fprintf(f, "server %s port=%s state=%s attached=%zu\n", s->spec->host,
 			s->spec->notify_port, daemon_conn_state_str(s->state), s->natt);
 		for (size_t k = 0; k < s->natt; k++)
@@ -338,7 +353,7 @@ static int attach_device_how(struct server_ctx *s, const char *busid,
 	}
 	if (d->cfg.dry_run) {
 		log_info("dry run: would import %s from %s:%s and attach it", busid, s->spec->host,
-			 d->cfg.usbip_port);
+			 s->spec->usbip_port);
 		pthread_mutex_lock(&d->lock);
 		if (s->natt < DAEMON_MAX_ATTACHMENTS && attachment_find(s->att, s->natt, busid) < 0) {
 			memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
@@ -365,8 +380,8 @@ static int attach_device_how(struct server_ctx *s, const char *busid,
 	}
 	struct import_result res;
 	int op_status;
-	int err = import_device(s->spec->host, d->cfg.usbip_port, busid, d->cfg.import_timeout_ms,
-				d->stop_pipe[0], &res, &op_status);
+	int err = import_device(s->spec->host, s->spec->usbip_port, busid,
+				d->cfg.import_timeout_ms, s->wake[0], &res, &op_status);
 	if (err == -EBUSY) {
 		log_info("%s: %s is busy (imported by another client); will retry when it is free",
 			 s->spec->host, busid);
@@ -432,7 +447,7 @@ static int attach_device_how(struct server_ctx *s, const char *busid,
 	snprintf(a->busid, sizeof(a->busid), "%s", busid);
 	a->port = port;
 	a->devid = res.devid;
-	err = vhci_record_write(&d->vhci, port, s->spec->host, d->cfg.usbip_port, busid);
+	err = vhci_record_write(&d->vhci, port, s->spec->host, s->spec->usbip_port, busid);
 	if (err)
 		log_warn("cannot write the port record for vhci port %d: %s", port,
 			 strerror(-err));
@@ -507,7 +522,7 @@ static void on_snapshot_end(struct server_ctx *s)
 	change_state_locked(s, CONN_SUBSCRIBED);
 	state_write_locked(d);
 	pthread_mutex_unlock(&d->lock);
-	for (int i = 0; i < n && !stopping(d); i++) {
+	for (int i = 0; i < n && !server_done(s); i++) {
 		if (acts[i].type != ACTION_ATTACH)
 			continue;
 		for (size_t k = 0; k < s->nsnap; k++) {
@@ -747,7 +762,7 @@ static void run_connection(struct server_ctx *s)
 			timeout = t < 1 ? 1 : (t > 60000 ? 60000 : (int)t);
 		}
 		struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLIN },
-					 { .fd = d->stop_pipe[0], .events = POLLIN } };
+					 { .fd = s->wake[0], .events = POLLIN } };
 		int r = poll(pfd, 2, timeout);
 		if (r < 0 && errno != EINTR)
 			break;
@@ -791,11 +806,11 @@ static void *server_thread(void *arg)
 	struct server_ctx *s = arg;
 	struct daemon *d = s->d;
 	unsigned attempt = 0;
-	while (!stopping(d)) {
+	while (!server_done(s)) {
 		set_state(s, CONN_CONNECTING);
 		unsigned before = daemon_sessions(d, s->index);
 		int err = net_connect(s->spec->host, s->spec->notify_port,
-				       d->cfg.connect_timeout_ms, d->stop_pipe[0], &s->fd);
+				       d->cfg.connect_timeout_ms, s->wake[0], &s->fd);
 		if (err == -ECANCELED)
 			break;
 		if (err) {
@@ -812,14 +827,14 @@ static void *server_thread(void *arg)
 			if (daemon_sessions(d, s->index) != before)
 				attempt = 0; /* it worked for a while: start the backoff over */
 		}
-		if (stopping(d))
+		if (server_done(s))
 			break;
 		set_state(s, CONN_BACKOFF);
 		int delay = backoff_delay(s, attempt);
 		if (attempt < 32)
 			attempt++;
 		log_debug("%s: reconnecting in %d ms", s->spec->host, delay);
-		struct pollfd p = { .fd = d->stop_pipe[0], .events = POLLIN };
+		struct pollfd p = { .fd = s->wake[0], .events = POLLIN };
 		int64_t until = net_now_ms() + delay;
 		while (net_now_ms() < until) {
 			int left = (int)(until - net_now_ms());
@@ -833,10 +848,51 @@ static void *server_thread(void *arg)
 
 /* ---- Lifecycle ---------------------------------------------------------- */
 
+/* Prepares slot i for d->cfg.servers[i] (already filled). */
+static int init_slot(struct daemon *d, size_t i)
+{
+	struct server_ctx *s = &d->servers[i];
+	struct daemon_server_spec *spec = &d->cfg.servers[i];
+	if (!spec->usbip_port[0])
+		snprintf(spec->usbip_port, sizeof(spec->usbip_port), "%s", d->cfg.usbip_port);
+	s->d = d;
+	s->index = i;
+	s->spec = spec;
+	s->fd = -1;
+	s->seed = (unsigned)(net_now_ms() ^ (int64_t)(i * 7919u));
+	if (pipe(s->wake) < 0) {
+		s->wake[0] = s->wake[1] = -1;
+		return -errno;
+	}
+	fcntl(s->wake[0], F_SETFD, FD_CLOEXEC);
+	fcntl(s->wake[1], F_SETFD, FD_CLOEXEC);
+	s->snap = calloc(DAEMON_MAX_SNAPSHOT, sizeof(*s->snap));
+	return s->snap ? 0 : -ENOMEM;
+}
+
+static void free_slot(struct server_ctx *s)
+{
+	free(s->snap);
+	s->snap = NULL;
+	if (s->wake[0] >= 0) {
+		close(s->wake[0]);
+		close(s->wake[1]);
+	}
+	s->wake[0] = s->wake[1] = -1;
+}
+
+static void wake_server(struct server_ctx *s)
+{
+	char c = 1;
+	ssize_t w;
+	do {
+		w = write(s->wake[1], &c, 1);
+	} while (w < 0 && errno == EINTR);
+}
+
 struct daemon *daemon_new(const struct daemon_config *cfg)
 {
-	if (cfg->nservers == 0 || cfg->nservers > DAEMON_MAX_SERVERS ||
-	    (cfg->protocol != 1 && cfg->protocol != 2))
+	if (cfg->nservers > DAEMON_MAX_SERVERS || (cfg->protocol != 1 && cfg->protocol != 2))
 		return NULL;
 	struct daemon *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -850,22 +906,17 @@ struct daemon *daemon_new(const struct daemon_config *cfg)
 	fcntl(d->stop_pipe[0], F_SETFD, FD_CLOEXEC);
 	fcntl(d->stop_pipe[1], F_SETFD, FD_CLOEXEC);
 	pthread_mutex_init(&d->lock, NULL);
+	for (size_t i = 0; i < DAEMON_MAX_SERVERS; i++)
+		d->servers[i].wake[0] = d->servers[i].wake[1] = -1;
 	for (size_t i = 0; i < cfg->nservers; i++) {
-		struct server_ctx *s = &d->servers[i];
-		s->d = d;
-		s->index = i;
-		s->spec = &d->cfg.servers[i];
-		s->fd = -1;
-		s->seed = (unsigned)(net_now_ms() ^ (int64_t)(i * 7919u));
-		s->snap = calloc(DAEMON_MAX_SNAPSHOT, sizeof(*s->snap));
-		if (!s->snap)
-			goto err_free_snaps;
+		if (init_slot(d, i) < 0)
+			goto err_free_slots;
 	}
 	return d;
 
-err_free_snaps:
+err_free_slots:
 	for (size_t i = 0; i < cfg->nservers; i++)
-		free(d->servers[i].snap);
+		free_slot(&d->servers[i]);
 	pthread_mutex_destroy(&d->lock);
 err_free:
 	if (d->stop_pipe[0] >= 0) {
@@ -887,12 +938,12 @@ static void adopt_recorded(struct daemon *d)
 		if (ports[i].state != VHCI_ST_USED)
 			continue;
 		char host[VHCI_HOST_SIZE], service[VHCI_SERVICE_SIZE], busid[USBIP_BUSID_SIZE];
-		if (vhci_record_read(&d->vhci, ports[i].port, host, service, busid) < 0 ||
-		    strcmp(service, d->cfg.usbip_port) != 0)
+		if (vhci_record_read(&d->vhci, ports[i].port, host, service, busid) < 0)
 			continue;
 		for (size_t k = 0; k < d->cfg.nservers; k++) {
 			struct server_ctx *s = &d->servers[k];
-			if (strcmp(s->spec->host, host) != 0 || s->natt >= DAEMON_MAX_ATTACHMENTS ||
+			if (strcmp(s->spec->host, host) != 0 || strcmp(s->spec->usbip_port, service) != 0 ||
+			    s->natt >= DAEMON_MAX_ATTACHMENTS ||
 			    attachment_find(s->att, s->natt, busid) >= 0)
 				continue;
 			memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
@@ -944,7 +995,14 @@ void daemon_stop(struct daemon *d)
 			w = write(d->stop_pipe[1], &c, 1);
 		} while (w < 0 && errno == EINTR);
 	}
-	for (size_t i = 0; i < d->cfg.nservers; i++) {
+	pthread_mutex_lock(&d->lock);
+	size_t nservers = d->cfg.nservers;
+	for (size_t i = 0; i < nservers; i++) {
+		if (d->servers[i].wake[1] >= 0)
+			wake_server(&d->servers[i]);
+	}
+	pthread_mutex_unlock(&d->lock);
+	for (size_t i = 0; i < nservers; i++) {
 		if (d->servers[i].started) {
 			pthread_join(d->servers[i].thread, NULL);
 			d->servers[i].started = false;
@@ -967,7 +1025,7 @@ void daemon_free(struct daemon *d)
 	if (!d)
 		return;
 	for (size_t i = 0; i < d->cfg.nservers; i++)
-		free(d->servers[i].snap);
+		free_slot(&d->servers[i]);
 	pthread_mutex_destroy(&d->lock);
 	close(d->stop_pipe[0]);
 	close(d->stop_pipe[1]);
@@ -976,9 +1034,11 @@ void daemon_free(struct daemon *d)
 
 enum daemon_conn_state daemon_server_state(struct daemon *d, size_t server)
 {
-	if (server >= d->cfg.nservers)
-		return CONN_IDLE;
 	pthread_mutex_lock(&d->lock);
+	if (server >= d->cfg.nservers) {
+		pthread_mutex_unlock(&d->lock);
+		return CONN_IDLE;
+	}
 	enum daemon_conn_state st = d->servers[server].state;
 	pthread_mutex_unlock(&d->lock);
 	return st;
@@ -1024,16 +1084,22 @@ unsigned daemon_sessions(struct daemon *d, size_t server)
 
 size_t daemon_nservers(struct daemon *d)
 {
-	return d->cfg.nservers;
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->cfg.nservers;
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }
 
 int daemon_server_status(struct daemon *d, size_t server, struct daemon_server_status *out)
 {
-	if (server >= d->cfg.nservers)
-		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&d->lock);
+	if (server >= d->cfg.nservers || d->servers[server].gone) {
+		pthread_mutex_unlock(&d->lock);
+		return server >= d->cfg.nservers ? -EINVAL : -ENOENT;
+	}
 	const struct server_ctx *s = &d->servers[server];
+	snprintf(out->name, sizeof(out->name), "%s", s->spec->name);
 	snprintf(out->host, sizeof(out->host), "%s", s->spec->host);
 	snprintf(out->notify_port, sizeof(out->notify_port), "%s", s->spec->notify_port);
 	out->state = s->state;
@@ -1147,6 +1213,88 @@ int daemon_attach(struct daemon *d, const char *busid)
 	}
 	pthread_mutex_unlock(&d->lock);
 	return attached ? 0 : -ENODEV;
+}
+
+/* ---- Servers found at run time ------------------------------------------ */
+
+int daemon_add_server(struct daemon *d, const struct daemon_server_spec *spec)
+{
+	if (!spec->name[0] || !spec->host[0] || !spec->notify_port[0])
+		return -EINVAL;
+	if (stopping(d))
+		return -ECANCELED;
+	pthread_mutex_lock(&d->lock);
+	size_t slot = d->cfg.nservers;
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		const struct server_ctx *s = &d->servers[i];
+		if (strcmp(s->spec->name, spec->name) != 0)
+			continue;
+		if (!s->gone) {
+			pthread_mutex_unlock(&d->lock);
+			return -EEXIST;
+		}
+		slot = i;
+	}
+	if (slot == DAEMON_MAX_SERVERS) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOSPC;
+	}
+	struct server_ctx *s = &d->servers[slot];
+	free_slot(s);
+	unsigned sessions = s->sessions;
+	memset(s, 0, sizeof(*s));
+	s->sessions = sessions;
+	d->cfg.servers[slot] = *spec;
+	int rc = init_slot(d, slot);
+	if (rc == 0)
+		rc = -pthread_create(&s->thread, NULL, server_thread, s);
+	if (rc < 0) {
+		free_slot(s);
+		s->gone = true;
+		snprintf(d->cfg.servers[slot].name, DAEMON_NAME_SIZE, "%s", spec->name);
+	} else {
+		s->started = true;
+	}
+	if (slot == d->cfg.nservers)
+		d->cfg.nservers++;
+	state_write_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0)
+		log_info("following %s (\"%s\", notify port %s, USB/IP port %s)", spec->host,
+			 spec->name, spec->notify_port, spec->usbip_port);
+	return rc;
+}
+
+int daemon_remove_server(struct daemon *d, const char *name)
+{
+	pthread_mutex_lock(&d->lock);
+	struct server_ctx *s = NULL;
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		struct server_ctx *c = &d->servers[i];
+		if (!c->gone && !c->leaving && strcmp(c->spec->name, name) == 0)
+			s = c;
+	}
+	if (!s) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOENT;
+	}
+	s->leaving = true;
+	wake_server(s);
+	pthread_mutex_unlock(&d->lock);
+	if (s->started)
+		pthread_join(s->thread, NULL);
+	pthread_mutex_lock(&d->lock);
+	s->started = false;
+	/* Its devices went with it (their connections end): free their ports
+	 * and records rather than leave them to the next run. */
+	while (s->natt > 0)
+		detach_locked(s, s->natt - 1);
+	s->state = CONN_IDLE;
+	s->gone = true;
+	state_write_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	log_info("no longer following %s (\"%s\")", s->spec->host, name);
+	return 0;
 }
 
 /* ---- status subcommand -------------------------------------------------- */

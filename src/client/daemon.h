@@ -35,9 +35,13 @@
 #define DAEMON_DEFAULT_SYSFS_ROOT "/sys"
 #define DAEMON_DEFAULT_RUN_DIR "/var/run/vhci_hcd"
 
+#define DAEMON_NAME_SIZE 64
+
 struct daemon_server_spec {
 	char host[DAEMON_HOST_SIZE];
 	char notify_port[DAEMON_PORT_SIZE];
+	char usbip_port[DAEMON_PORT_SIZE]; /* "": daemon_config.usbip_port */
+	char name[DAEMON_NAME_SIZE];       /* DNS-SD instance name; "" for --server */
 };
 
 struct daemon_config {
@@ -76,7 +80,8 @@ const char *daemon_conn_state_str(enum daemon_conn_state s);
 
 struct daemon;
 
-/* Copies cfg. NULL on no memory or a bad configuration. */
+/* Copies cfg. NULL on no memory or a bad configuration. cfg may name no
+ * server when they are to come from discovery (daemon_add_server). */
 struct daemon *daemon_new(const struct daemon_config *cfg);
 
 /* Finds vhci_hcd (loading the module if needed and possible), adopts the
@@ -104,8 +109,19 @@ struct daemon_attachment_extra {
 size_t daemon_attachments_extra(struct daemon *d, size_t server, struct attachment *out,
 				struct daemon_attachment_extra *extra, size_t max);
 
+/* Servers found at run time (DNS-SD, client/discover.h), keyed by name:
+ * add starts following it (a slot of DAEMON_MAX_SERVERS, reused when the
+ * same name comes back); remove stops its thread, detaches what we
+ * attached from it and frees the slot for status. Safe from any thread
+ * after daemon_start and before daemon_stop; remove blocks until the
+ * server's thread has ended (it is woken at once). 0, -EEXIST (followed
+ * already), -ENOSPC, -ENOENT (remove: unknown), -EINVAL. */
+int daemon_add_server(struct daemon *d, const struct daemon_server_spec *spec);
+int daemon_remove_server(struct daemon *d, const char *name);
+
 /* A server as status shows it (a consistent copy). */
 struct daemon_server_status {
+	char name[DAEMON_NAME_SIZE];       /* "" unless discovered */
 	char host[DAEMON_HOST_SIZE];
 	char notify_port[DAEMON_PORT_SIZE];
 	enum daemon_conn_state state;
@@ -114,6 +130,8 @@ struct daemon_server_status {
 	char last_error[DAEMON_ERROR_SIZE]; /* "" when none yet */
 	int64_t last_error_at;             /* wall-clock s, 0 when none */
 };
+/* Slots in use so far (some may be free again: daemon_server_status then
+ * says -ENOENT). */
 size_t daemon_nservers(struct daemon *d);
 int daemon_server_status(struct daemon *d, size_t server, struct daemon_server_status *out);
 

@@ -41,6 +41,8 @@ static void status_json(struct daemon *d, struct strbuf *out)
 		if (daemon_server_status(d, i, &st) < 0)
 			continue;
 		json_obj_begin(&w);
+		json_key(&w, "name");
+		json_str(&w, st.name[0] ? st.name : NULL);
 		json_key(&w, "host");
 		json_str(&w, st.host);
 		json_key(&w, "notify_port");
@@ -98,7 +100,8 @@ static void status_text(struct daemon *d, struct strbuf *out)
 		char since[32], errat[32];
 		iso_time(st.since, since, sizeof(since));
 		iso_time(st.last_error_at, errat, sizeof(errat));
-		sb_printf(out, "server %s:%s: %s since %s, %u session(s)\n", st.host, st.notify_port,
+		sb_printf(out, "server %s:%s%s%s%s: %s since %s, %u session(s)\n", st.host,
+			  st.notify_port, st.name[0] ? " (\"" : "", st.name, st.name[0] ? "\")" : "",
 			  daemon_conn_state_str(st.state), since, st.sessions);
 		if (st.last_error[0])
 			sb_printf(out, "  last error (%s): %s\n", errat, st.last_error);

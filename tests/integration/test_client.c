@@ -757,6 +757,57 @@ static void test_control_socket(void **state)
 	end_daemon(f, d);
 }
 
+/* Servers added and removed at run time (what discovery does). */
+static void test_dynamic_servers(void **state)
+{
+	struct fixture *f = *state;
+	struct vhci_ops ops = { fk_write, &f->fk };
+	struct daemon_config cfg;
+	daemon_cfg(f, &cfg, &ops);
+	cfg.nservers = 0; /* none given: they come later */
+	assert_int_equal(filter_add(&cfg.filter, true, "1-1"), 0);
+	struct daemon *d = start_daemon(f, &cfg);
+	assert_int_equal(daemon_nservers(d), 0);
+
+	struct daemon_server_spec spec;
+	memset(&spec, 0, sizeof(spec));
+	snprintf(spec.name, sizeof(spec.name), "lab bench");
+	snprintf(spec.host, sizeof(spec.host), "127.0.0.1");
+	snprintf(spec.notify_port, sizeof(spec.notify_port), "%d", f->notify_port);
+	snprintf(spec.usbip_port, sizeof(spec.usbip_port), "%d", f->usbip_port);
+	assert_int_equal(daemon_add_server(d, &spec), 0);
+	assert_int_equal(daemon_add_server(d, &spec), -EEXIST);
+	WAIT_FOR(fk_count(&f->fk, &f->fk.attaches) == 1);
+	WAIT_FOR(port_of(d, "1-1") >= 0);
+	int port = port_of(d, "1-1");
+	struct daemon_server_status st;
+	assert_int_equal(daemon_server_status(d, 0, &st), 0);
+	assert_string_equal(st.name, "lab bench");
+	assert_int_equal(st.state, CONN_SUBSCRIBED);
+
+	/* Gone from the network: its thread ends, its port is freed, status
+	 * no longer lists it. */
+	assert_int_equal(daemon_remove_server(d, "lab bench"), 0);
+	assert_int_equal(fk_count(&f->fk, &f->fk.detaches), 1);
+	assert_int_equal(f->fk.last_detach_port, port);
+	assert_int_equal(daemon_server_status(d, 0, &st), -ENOENT);
+	assert_int_equal(daemon_remove_server(d, "lab bench"), -ENOENT);
+	fk_port_gone(&f->fk, port);
+	WAIT_FOR(server_held(f, "1-1", NULL) == 0);
+
+	/* Back again: the same slot, attached again. */
+	assert_int_equal(daemon_add_server(d, &spec), 0);
+	assert_int_equal(daemon_nservers(d), 1);
+	WAIT_FOR(fk_count(&f->fk, &f->fk.attaches) == 2);
+	assert_int_equal(daemon_server_status(d, 0, &st), 0);
+
+	/* A name that never was, and an empty one. */
+	assert_int_equal(daemon_remove_server(d, "other"), -ENOENT);
+	spec.name[0] = '\0';
+	assert_int_equal(daemon_add_server(d, &spec), -EINVAL);
+	end_daemon(f, d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -768,6 +819,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dynamic_servers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
