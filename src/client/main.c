@@ -11,8 +11,10 @@
 
 #include "client/client_net.h"
 #include "client/daemon.h"
+#include "client/discover.h"
 #include "client/vhci.h"
 #include "common/control.h"
+#include "common/dnssd.h"
 #include "common/log.h"
 #include "common/opts.h"
 #include "proto/busid.h"
@@ -30,6 +32,9 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_CONTROL,
 	OPT_JSON,
+	OPT_DISCOVER,
+	OPT_DISCOVER_NAME,
+	OPT_DISCOVER_DOMAIN,
 };
 
 #define CLIENT_DEFAULT_CONFIG "/etc/usbip-notify/client.conf"
@@ -49,6 +54,9 @@ static const struct option longopts[] = {
 	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
 	{ "state-file", required_argument, NULL, OPT_STATE_FILE },
 	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "discover", no_argument, NULL, OPT_DISCOVER },
+	{ "discover-name", required_argument, NULL, OPT_DISCOVER_NAME },
+	{ "discover-domain", required_argument, NULL, OPT_DISCOVER_DOMAIN },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, 'h' },
@@ -62,13 +70,18 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: usbip-notify-client [-c FILE] --server HOST[:PORT] [--server ...] [options]\n"
+		"       usbip-notify-client [-c FILE] --discover [--discover-name PATTERN] [options]\n"
 		"       usbip-notify-client status [--json] [--control PATH]\n"
 		"       usbip-notify-client attach|detach|hold|release BUSID [--control PATH]\n"
 		"\n"
 		"  -c, --config FILE       configuration file (%s, read if\n"
 		"                          present); flags override it\n"
 		"  --server HOST[:PORT]    notify server (port %s by default); repeatable\n"
-		"  --usbip-port PORT       USB/IP port of the servers (%s)\n"
+		"  --usbip-port PORT       USB/IP port of the --servers (%s)\n"
+		"  --discover              follow servers announced over DNS-SD (_usbip._tcp),\n"
+		"                          beside any --server\n"
+		"  --discover-name PATTERN only those whose name matches (glob; repeatable)\n"
+		"  --discover-domain D     browse domain D (default local)\n"
 		"  --allow VID[:PID[:SERIAL]]  attach only matching devices (repeatable)\n"
 		"  --allow-busid BUSID     attach this busid (repeatable)\n"
 		"  --protocol v1|v2        notify protocol (v2)\n"
@@ -109,6 +122,7 @@ static int read_token(const char *path, char *out, size_t size)
 
 struct client_options {
 	struct daemon_config cfg;
+	struct discover_config discover;
 	const char *control_path; /* "" = none */
 	bool json;
 	struct conf file;
@@ -186,6 +200,23 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 	case OPT_JSON:
 		o->json = true;
 		return 0;
+	case OPT_DISCOVER:
+		o->discover.enabled = true;
+		return 0;
+	case OPT_DISCOVER_NAME:
+		if (o->discover.nnames == DISCOVER_MAX_NAMES) {
+			opt_bad_value(src, opt, arg, "at most %d patterns", DISCOVER_MAX_NAMES);
+			return 2;
+		}
+		o->discover.names[o->discover.nnames++] = arg;
+		return 0;
+	case OPT_DISCOVER_DOMAIN:
+		if (!arg[0] || strlen(arg) > 253) {
+			opt_bad_value(src, opt, arg, "want a domain name");
+			return 2;
+		}
+		o->discover.domain = arg;
+		return 0;
 	case OPT_LOG_LEVEL: {
 		int lvl = log_level_parse(arg);
 		if (lvl < 0) {
@@ -254,10 +285,14 @@ static int control_handler(void *ctx, int argc, char **argv, struct strbuf *repl
 static int run_daemon(struct client_options *o)
 {
 	struct daemon_config *cfg = &o->cfg;
-	if (cfg->nservers == 0) {
-		fprintf(stderr, "no --server given (on the command line or in the "
+	if (cfg->nservers == 0 && !o->discover.enabled) {
+		fprintf(stderr, "no --server or --discover given (on the command line or in the "
 				"configuration file)\n");
 		usage(stderr);
+		return 2;
+	}
+	if (o->discover.enabled && !dnssd_supported()) {
+		fprintf(stderr, "--discover: this build has no DNS-SD support (Avahi)\n");
 		return 2;
 	}
 	if (cfg->protocol == 1 && cfg->token[0])
@@ -295,10 +330,22 @@ static int run_daemon(struct client_options *o)
 			log_info("control socket %s", o->control_path);
 		}
 	}
+	struct discover *disc = NULL;
+	if (o->discover.enabled) {
+		err = discover_start(d, &o->discover, &disc);
+		if (err) {
+			log_error("--discover: %s", strerror(-err));
+			control_server_stop(control);
+			daemon_stop(d);
+			daemon_free(d);
+			return 1;
+		}
+	}
 	int sig = 0;
 	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
 		log_info("SIGHUP ignored (restart to change the configuration)");
 	log_info("stopping (signal %d)", sig);
+	discover_stop(disc);
 	control_server_stop(control);
 	daemon_stop(d);
 	daemon_free(d);

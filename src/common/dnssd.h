@@ -42,4 +42,27 @@ int dnssd_announce(const struct dnssd_service *svc, struct dnssd_announcer **out
 /* Withdraws the service and frees everything. NULL is fine. */
 void dnssd_announce_stop(struct dnssd_announcer *a);
 
+/* A server found by browsing. Strings valid only during the callback. */
+struct dnssd_found {
+	const char *name;    /* instance name */
+	const char *address; /* numeric IPv4 address (NULL when lost) */
+	uint16_t port;       /* the USB/IP port */
+	int notify_port;     /* TXT notify=, 0 when absent */
+	bool tls;            /* TXT tls=1 */
+};
+
+/* found: a server appeared (resolved); !found: it left (only name set;
+ * sent once its last instance, on any interface, is gone). Called on the
+ * library's thread, one call at a time; may block briefly. */
+typedef void (*dnssd_browse_fn)(void *ctx, bool found, const struct dnssd_found *svc);
+
+struct dnssd_browser;
+
+/* Follows DNSSD_USBIP_TYPE services in domain (NULL: "local"). Same
+ * errors as dnssd_announce; a missing avahi-daemon is waited for. */
+int dnssd_browse(const char *domain, dnssd_browse_fn fn, void *ctx, struct dnssd_browser **out);
+
+/* Stops (no callback runs after it returns) and frees. NULL is fine. */
+void dnssd_browse_stop(struct dnssd_browser *b);
+
 #endif

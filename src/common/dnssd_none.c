@@ -20,3 +20,17 @@ void dnssd_announce_stop(struct dnssd_announcer *a)
 {
 	(void)a;
 }
+
+int dnssd_browse(const char *domain, dnssd_browse_fn fn, void *ctx, struct dnssd_browser **out)
+{
+	(void)domain;
+	(void)fn;
+	(void)ctx;
+	*out = NULL;
+	return -ENOTSUP;
+}
+
+void dnssd_browse_stop(struct dnssd_browser *b)
+{
+	(void)b;
+}

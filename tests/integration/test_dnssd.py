@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The server's DNS-SD announcement, seen through a real avahi-daemon.
+"""DNS-SD through a real avahi-daemon: the server's announcement, and the
+client daemon's --discover following servers as they come and go.
 
 Runs itself inside a fresh network and mount namespace (unshare -n -m):
 there lo is the only interface, with multicast turned on (avahi ignores
@@ -8,7 +9,7 @@ carries avahi's bus, so nothing on the host is touched or seen. Needs root,
 unshare, ip, dbus-daemon, avahi-daemon and avahi-browse; otherwise, or when
 the server was built without Avahi, it is skipped (exit 77).
 
-Usage: test_dnssd.py SERVER_BINARY
+Usage: test_dnssd.py SERVER_BINARY CLIENT_BINARY
 """
 import os
 import re
@@ -21,6 +22,7 @@ import time
 import unittest
 
 SERVER = None
+CLIENT = None
 ENV = None
 TMP = None
 
@@ -133,6 +135,66 @@ class Announce(unittest.TestCase):
         self.assertFalse([n for n, s in browse().items() if s[0] == usbip])
 
 
+class Discover(unittest.TestCase):
+    def setUp(self):
+        self.procs = []
+        self.sock = os.path.join(TMP, "client.sock")
+
+    def tearDown(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=10)
+
+    def spawn(self, argv, logname):
+        log = open(os.path.join(TMP, logname), "w")
+        self.addCleanup(log.close)
+        p = subprocess.Popen(argv, stderr=log, env=ENV)
+        self.procs.append(p)
+        return p
+
+    def server(self, name, logname):
+        return self.spawn([SERVER, "-c", "/dev/null", "--sim", "zero,zero", "--port", "0",
+                           "--notify-port", "0", "--control", "none",
+                           "--announce-name", name], logname)
+
+    def status(self):
+        r = subprocess.run([CLIENT, "-c", "/dev/null", "status", "--json", "--control",
+                            self.sock], capture_output=True, text=True, timeout=20)
+        if r.returncode != 0:
+            return None
+        import json
+        return {s["name"]: s for s in json.loads(r.stdout)["servers"]}
+
+    def test_follow_servers_as_they_come_and_go(self):
+        a = self.server("bench A", "a.log")
+        self.server("other desk", "other.log")
+        self.spawn([CLIENT, "-c", "/dev/null", "--discover", "--discover-name", "bench*",
+                    "--dry-run", "--control", self.sock,
+                    "--state-file", os.path.join(TMP, "state"), "--sysfs-root", TMP],
+                   "client.log")
+
+        def subscribed(name, n_att):
+            st = self.status() or {}
+            s = st.get(name)
+            return s if s and s["state"] == "subscribed" and len(s["attachments"]) == n_att \
+                else None
+        s = wait_for(lambda: subscribed("bench A", 2), what="bench A followed")
+        self.assertEqual(s["host"], "127.0.0.1")
+        self.assertEqual(sorted(x["busid"] for x in s["attachments"]), ["1-1", "1-2"])
+        time.sleep(1)
+        self.assertEqual(sorted(self.status()), ["bench A"])  # "other desk" filtered out
+
+        # The server goes: its announcement goes, the client drops it.
+        a.terminate()
+        a.wait(timeout=10)
+        wait_for(lambda: self.status() is not None and "bench A" not in self.status(),
+                 what="bench A dropped")
+        # It comes back (new ports): followed again.
+        self.server("bench A", "a2.log")
+        wait_for(lambda: subscribed("bench A", 2), what="bench A followed again")
+
+
 def inside():
     global ENV, TMP
     TMP = tempfile.mkdtemp(prefix="test_dnssd.")
@@ -165,8 +227,10 @@ def inside():
 
 def main():
     global SERVER
+    global CLIENT
     SERVER = os.path.abspath(sys.argv[1])
-    if len(sys.argv) > 2 and sys.argv[2] == "--inside":
+    CLIENT = os.path.abspath(sys.argv[2])
+    if len(sys.argv) > 3 and sys.argv[3] == "--inside":
         inside()
         return
     missing = [t for t in ("unshare", "ip", "dbus-daemon", "avahi-daemon", "avahi-browse")
@@ -182,7 +246,7 @@ def main():
     # The namespace: lo only, a private /run for avahi's pid file and socket.
     cmd = ["unshare", "-n", "-m", "sh", "-c",
            'mount -t tmpfs tmpfs /run && exec "$0" "$@"', sys.executable,
-           os.path.abspath(__file__), SERVER, "--inside"]
+           os.path.abspath(__file__), SERVER, CLIENT, "--inside"]
     sys.exit(subprocess.run(cmd).returncode)
 
 
