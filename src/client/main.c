@@ -77,7 +77,7 @@ static void usage(FILE *out)
 		"  -c, --config FILE       configuration file (%s, read if\n"
 		"                          present); flags override it\n"
 		"  --server HOST[:PORT]    notify server (port %s by default); repeatable\n"
-		"  --usbip-port PORT       USB/IP port of the --servers (%s)\n"
+		"  --usbip-port PORT       USB/IP port of the servers named by --server (%s)\n"
 		"  --discover              follow servers announced over DNS-SD (_usbip._tcp),\n"
 		"                          beside any --server\n"
 		"  --discover-name PATTERN only those whose name matches (glob; repeatable)\n"
