@@ -179,7 +179,7 @@ class RunningServer(unittest.TestCase):
         with open(conf, "w") as f:
             f.write("sim = zero,zero\nlisten = 127.0.0.1\nport = 0\n"
                     "notify-listen = 127.0.0.1\nnotify-port = 0\ndeny = 1-2\n"
-                    "metrics = 127.0.0.1:0\n"
+                    "metrics = 127.0.0.1:0\nno-announce = yes\n"
                     "control = %s\n" % self.sock)
         self.proc = subprocess.Popen([SERVER, "-c", conf], stderr=self.log)
         wait_for(lambda: os.path.exists(self.sock) and "control socket" in self.logtext(),
