@@ -927,8 +927,9 @@ err_free:
 	return NULL;
 }
 
-/* Takes back the attachments an earlier run recorded for our servers. */
-static void adopt_recorded(struct daemon *d)
+/* Takes back the attachments an earlier run recorded for server s (its
+ * host and USB/IP port). Caller holds d->lock. */
+static void adopt_recorded_locked(struct daemon *d, struct server_ctx *s)
 {
 	struct vhci_port *ports = calloc(VHCI_MAX_PORTS, sizeof(*ports));
 	if (!ports)
@@ -938,25 +939,26 @@ static void adopt_recorded(struct daemon *d)
 		if (ports[i].state != VHCI_ST_USED)
 			continue;
 		char host[VHCI_HOST_SIZE], service[VHCI_SERVICE_SIZE], busid[USBIP_BUSID_SIZE];
-		if (vhci_record_read(&d->vhci, ports[i].port, host, service, busid) < 0)
+		if (vhci_record_read(&d->vhci, ports[i].port, host, service, busid) < 0 ||
+		    strcmp(s->spec->host, host) != 0 || strcmp(s->spec->usbip_port, service) != 0 ||
+		    s->natt >= DAEMON_MAX_ATTACHMENTS || attachment_find(s->att, s->natt, busid) >= 0)
 			continue;
-		for (size_t k = 0; k < d->cfg.nservers; k++) {
-			struct server_ctx *s = &d->servers[k];
-			if (strcmp(s->spec->host, host) != 0 || strcmp(s->spec->usbip_port, service) != 0 ||
-			    s->natt >= DAEMON_MAX_ATTACHMENTS ||
-			    attachment_find(s->att, s->natt, busid) >= 0)
-				continue;
-			memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
-			struct attachment *a = &s->att[s->natt++];
-			snprintf(a->busid, sizeof(a->busid), "%s", busid);
-			a->port = ports[i].port;
-			a->devid = ports[i].devid;
-			log_info("%s: %s is already attached on vhci port %d", host, busid,
-				 a->port);
-			break;
-		}
+		memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
+		struct attachment *a = &s->att[s->natt++];
+		snprintf(a->busid, sizeof(a->busid), "%s", busid);
+		a->port = ports[i].port;
+		a->devid = ports[i].devid;
+		log_info("%s: %s is already attached on vhci port %d", host, busid, a->port);
 	}
 	free(ports);
+}
+
+static void adopt_recorded(struct daemon *d)
+{
+	pthread_mutex_lock(&d->lock);
+	for (size_t k = 0; k < d->cfg.nservers; k++)
+		adopt_recorded_locked(d, &d->servers[k]);
+	pthread_mutex_unlock(&d->lock);
 }
 
 int daemon_start(struct daemon *d)
@@ -1246,6 +1248,9 @@ int daemon_add_server(struct daemon *d, const struct daemon_server_spec *spec)
 	s->sessions = sessions;
 	d->cfg.servers[slot] = *spec;
 	int rc = init_slot(d, slot);
+	/* Devices an earlier run attached from it (same host and port). */
+	if (rc == 0 && d->vhci_ok && !d->cfg.dry_run)
+		adopt_recorded_locked(d, s);
 	if (rc == 0)
 		rc = -pthread_create(&s->thread, NULL, server_thread, s);
 	if (rc < 0) {

@@ -803,8 +803,24 @@ static void test_dynamic_servers(void **state)
 
 	/* A name that never was, and an empty one. */
 	assert_int_equal(daemon_remove_server(d, "other"), -ENOENT);
+	char name[DAEMON_NAME_SIZE];
+	memcpy(name, spec.name, sizeof(name));
 	spec.name[0] = '\0';
 	assert_int_equal(daemon_add_server(d, &spec), -EINVAL);
+	memcpy(spec.name, name, sizeof(name));
+
+	/* A new run that finds the same server again takes back what the old
+	 * one attached from it, without importing it again. */
+	WAIT_FOR(port_of(d, "1-1") >= 0);
+	port = port_of(d, "1-1");
+	fk_enumerate(&f->fk, port);
+	end_daemon(f, d);
+	d = start_daemon(f, &cfg);
+	assert_int_equal(daemon_add_server(d, &spec), 0);
+	assert_int_equal(port_of(d, "1-1"), port);
+	WAIT_FOR(daemon_server_state(d, 0) == CONN_SUBSCRIBED);
+	sleep_ms(300);
+	assert_int_equal(fk_count(&f->fk, &f->fk.attaches), 2);
 	end_daemon(f, d);
 }
 
