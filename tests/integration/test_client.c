@@ -162,14 +162,18 @@ static int fk_write(void *ctx, const char *path, const char *text)
 	return rc;
 }
 
-/* What vhci does by itself when the server closes a session. */
+/* What vhci does by itself when the server closes a session. The port is
+ * shown free before the socket closes: the server's "held=0" for the
+ * device, which the close causes, must find it free (a daemon that reads
+ * the status before the fake rewrote it kept the stale attachment and the
+ * test failed about one run in five). */
 static void fk_port_gone(struct fake_kernel *fk, int port)
 {
 	pthread_mutex_lock(&fk->lock);
 	if (fk->ports[port].used) {
-		close(fk->ports[port].kfd);
 		fk->ports[port].used = false;
 		fk_write_status_locked(fk);
+		close(fk->ports[port].kfd);
 	}
 	pthread_mutex_unlock(&fk->lock);
 }
