@@ -334,7 +334,9 @@ static int run_daemon(struct client_options *o)
 	if (o->discover.enabled) {
 		err = discover_start(d, &o->discover, &disc);
 		if (err) {
-			log_error("--discover: %s", strerror(-err));
+			log_error("--discover: %s",
+				  err == -ENOTCONN ? "no D-Bus system bus to reach avahi-daemon"
+						   : strerror(-err));
 			control_server_stop(control);
 			daemon_stop(d);
 			daemon_free(d);

@@ -34,9 +34,10 @@ struct dnssd_announcer;
 /* False when built without a DNS-SD library. */
 bool dnssd_supported(void);
 
-/* Starts announcing (copies svc). 0, -ENOTSUP (no library), -ENOMEM, or
- * -EIO when the library cannot start. A missing avahi-daemon is not an
- * error: the service is registered once it runs. */
+/* Starts announcing (copies svc). 0, -ENOTSUP (no library), -ENOMEM,
+ * -ENOTCONN (no D-Bus system bus to reach avahi-daemon through), or -EIO
+ * when the library cannot start. With the bus but no avahi-daemon yet it
+ * succeeds: the service is registered once the daemon runs. */
 int dnssd_announce(const struct dnssd_service *svc, struct dnssd_announcer **out);
 
 /* Withdraws the service and frees everything. NULL is fine. */

@@ -147,6 +147,7 @@ int dnssd_announce(const struct dnssd_service *svc, struct dnssd_announcer **out
 		host[strcspn(host, ".")] = '\0';
 		snprintf(name, sizeof(name), "usbip-notify on %s", host);
 	}
+	int rc = -EIO;
 	a->name = avahi_strdup(name);
 	a->port = svc->port;
 	a->notify_port = svc->notify_port;
@@ -160,7 +161,8 @@ int dnssd_announce(const struct dnssd_service *svc, struct dnssd_announcer **out
 				     client_cb, a, &err);
 	avahi_threaded_poll_unlock(a->poll);
 	if (!a->client) {
-		log_warn("dns-sd: %s", avahi_strerror(err));
+		log_debug("dns-sd: %s", avahi_strerror(err));
+		rc = err == AVAHI_ERR_NO_DAEMON ? -ENOTCONN : -EIO;
 		goto err;
 	}
 	if (avahi_threaded_poll_start(a->poll) < 0)
@@ -175,7 +177,7 @@ err:
 		avahi_threaded_poll_free(a->poll);
 	avahi_free(a->name);
 	free(a);
-	return -EIO;
+	return rc;
 }
 
 void dnssd_announce_stop(struct dnssd_announcer *a)
@@ -363,6 +365,7 @@ int dnssd_browse(const char *domain, dnssd_browse_fn fn, void *ctx, struct dnssd
 	struct dnssd_browser *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	int rc = -EIO;
 	b->fn = fn;
 	b->ctx = ctx;
 	if (domain && domain[0] && !(b->domain = avahi_strdup(domain)))
@@ -376,7 +379,8 @@ int dnssd_browse(const char *domain, dnssd_browse_fn fn, void *ctx, struct dnssd
 				     browse_client_cb, b, &err);
 	avahi_threaded_poll_unlock(b->poll);
 	if (!b->client) {
-		log_warn("dns-sd: %s", avahi_strerror(err));
+		log_debug("dns-sd: %s", avahi_strerror(err));
+		rc = err == AVAHI_ERR_NO_DAEMON ? -ENOTCONN : -EIO;
 		goto err;
 	}
 	if (avahi_threaded_poll_start(b->poll) < 0)
@@ -391,7 +395,7 @@ err:
 		avahi_threaded_poll_free(b->poll);
 	avahi_free(b->domain);
 	free(b);
-	return -EIO;
+	return rc;
 }
 
 void dnssd_browse_stop(struct dnssd_browser *b)

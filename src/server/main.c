@@ -279,7 +279,9 @@ static int run_server(struct server_options *o)
 		};
 		int rc = dnssd_announce(&svc, &announcer);
 		if (rc < 0)
-			log_warn("dns-sd: not announcing: %s", strerror(-rc));
+			log_warn("dns-sd: not announcing: %s (--no-announce turns this off)",
+				 rc == -ENOTCONN ? "no D-Bus system bus to reach avahi-daemon"
+						 : strerror(-rc));
 	} else if (o->announce_name && !dnssd_supported()) {
 		log_warn("--announce-name: this build has no DNS-SD support");
 	}
