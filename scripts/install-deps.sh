@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the build and the tests need.
-# Usage: scripts/install-deps.sh [--e2e]   (--e2e adds the QEMU guest's packages)
+# Usage: scripts/install-deps.sh [--e2e | --deb]
+#   --e2e adds the QEMU guest's packages, --deb what scripts/build-deb.sh needs
 set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
-      libusb-1.0-0-dev libcmocka-dev python3 usbip)
+      libusb-1.0-0-dev libcmocka-dev python3 usbip
+      libavahi-client-dev
+      # the DNS-SD test runs its own avahi-daemon and dbus-daemon in a
+      # private network namespace (tests/integration/test_dnssd.py)
+      avahi-daemon avahi-utils dbus iproute2 util-linux)
+if [ "${1:-}" = "--deb" ]; then
+	pkgs+=(debhelper dpkg-dev fakeroot)
+fi
 if [ "${1:-}" = "--e2e" ]; then
 	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio usbutils kmod
 	       alsa-utils)

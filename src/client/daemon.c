@@ -1,12 +1,14 @@
 #include "client/daemon.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -39,6 +41,7 @@ struct pending_attach {
 	bool has_expect;
 	bool ids_known;
 	bool by_name;        /* import by host name instead (blocking) */
+	bool manual;         /* the control socket's attach: filters do not apply */
 	int64_t t0_ns;       /* the notify line that asked for it */
 	struct import_op op;
 };
@@ -49,10 +52,20 @@ struct server_ctx {
 	const struct daemon_server_spec *spec;
 	pthread_t thread;
 	bool started;
+	/* Written to end this server's thread (daemon_stop, or removal);
+	 * every wait of the thread watches it. */
+	int wake[2];
+	/* Under d->lock: a removal is under way / done (the slot is free). */
+	bool leaving;
+	bool gone;
 	/* Under d->lock. */
 	enum daemon_conn_state state;
 	unsigned sessions;
+	int64_t state_since;
+	char last_error[DAEMON_ERROR_SIZE];
+	int64_t last_error_at;
 	struct attachment att[DAEMON_MAX_ATTACHMENTS];
+	struct daemon_attachment_extra att_extra[DAEMON_MAX_ATTACHMENTS]; /* beside att[] */
 	size_t natt;
 	/* Connection, owned by the thread. */
 	int fd;
@@ -81,6 +94,9 @@ struct daemon {
 	pthread_mutex_t lock;
 	int stop_pipe[2];
 	struct server_ctx servers[DAEMON_MAX_SERVERS];
+	/* Under lock: busids kept from automatic attach (daemon_hold). */
+	char holds[DAEMON_MAX_HOLDS][USBIP_BUSID_SIZE];
+	size_t nholds;
 };
 
 void daemon_config_defaults(struct daemon_config *cfg)
@@ -134,6 +150,13 @@ static bool stopping(struct daemon *d)
 	return poll(&p, 1, 0) > 0;
 }
 
+/* The daemon stops or this server is being removed. */
+static bool server_done(struct server_ctx *s)
+{
+	struct pollfd p = { .fd = s->wake[0], .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
+}
+
 /* ---- State file --------------------------------------------------------- */
 
 /* Caller holds d->lock. Written whole to a temporary file and renamed, so a
@@ -167,6 +190,8 @@ static void state_write_locked(struct daemon *d)
 		d->cfg.dry_run ? ", dry run" : "");
 	for (size_t i = 0; i < d->cfg.nservers; i++) {
 		struct server_ctx *s = &d->servers[i];
+		if (s->gone)
+			continue;
 		fprintf(f, "server %s port=%s state=%s attached=%zu\n", s->spec->host,
 			s->spec->notify_port, daemon_conn_state_str(s->state), s->natt);
 		for (size_t k = 0; k < s->natt; k++)
@@ -180,14 +205,47 @@ static void state_write_locked(struct daemon *d)
 		unlink(tmp);
 }
 
+/* Caller holds d->lock. */
+static void change_state_locked(struct server_ctx *s, enum daemon_conn_state st)
+{
+	if (s->state != st) {
+		s->state = st;
+		s->state_since = (int64_t)time(NULL);
+		state_write_locked(s->d);
+	}
+}
+
 static void set_state(struct server_ctx *s, enum daemon_conn_state st)
 {
 	pthread_mutex_lock(&s->d->lock);
-	if (s->state != st) {
-		s->state = st;
-		state_write_locked(s->d);
-	}
+	change_state_locked(s, st);
 	pthread_mutex_unlock(&s->d->lock);
+}
+
+/* Remembers the latest failure for status; the log line is the caller's. */
+static void set_error(struct server_ctx *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_error(struct server_ctx *s, const char *fmt, ...)
+{
+	char msg[DAEMON_ERROR_SIZE];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->d->lock);
+	memcpy(s->last_error, msg, sizeof(msg));
+	s->last_error_at = (int64_t)time(NULL);
+	pthread_mutex_unlock(&s->d->lock);
+}
+
+/* Caller holds d->lock. */
+static int hold_find_locked(struct daemon *d, const char *busid)
+{
+	for (size_t i = 0; i < d->nholds; i++) {
+		if (strcmp(d->holds[i], busid) == 0)
+			return (int)i;
+	}
+	return -1;
 }
 
 /* ---- vhci actions (all under d->lock) ----------------------------------- */
@@ -221,6 +279,7 @@ static void remove_our_record(struct server_ctx *s, const struct attachment *a)
 static void drop_attachment_locked(struct server_ctx *s, size_t i)
 {
 	s->att[i] = s->att[s->natt - 1];
+	s->att_extra[i] = s->att_extra[s->natt - 1];
 	s->natt--;
 }
 
@@ -286,11 +345,42 @@ static void detach_locked(struct server_ctx *s, size_t i)
 	drop_attachment_locked(s, i);
 }
 
+/* Caller holds d->lock. Dry run: records busid as attached (no vhci port). */
+static void dry_run_record_locked(struct server_ctx *s, const char *busid)
+{
+	log_info("dry run: would import %s from %s:%s and attach it", busid, s->spec->host,
+		 s->spec->usbip_port);
+	if (s->natt < DAEMON_MAX_ATTACHMENTS && attachment_find(s->att, s->natt, busid) < 0) {
+		memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
+		s->att_extra[s->natt].since = (int64_t)time(NULL);
+		struct attachment *a = &s->att[s->natt++];
+		memset(a, 0, sizeof(*a));
+		snprintf(a->busid, sizeof(a->busid), "%s", busid);
+		a->port = -1;
+	}
+}
+
+/* Finds vhci_hcd if it was not there before; false (logged, last error set)
+ * when it is still missing. first names the device that wanted it. */
+static bool vhci_ready(struct server_ctx *s, const char *first)
+{
+	struct daemon *d = s->d;
+	pthread_mutex_lock(&d->lock);
+	if (!d->vhci_ok)
+		d->vhci_ok = vhci_locate(&d->vhci) == 0; /* loaded by the admin since */
+	bool vhci_ok = d->vhci_ok;
+	pthread_mutex_unlock(&d->lock);
+	if (!vhci_ok)
+		set_error(s, "%s: vhci_hcd is not available (modprobe vhci-hcd)", first);
+	return vhci_ok;
+}
+
 /* The second half of an attach, once the import is done: checks the device
- * is the one announced and allowed, writes the vhci attach, records it and
- * logs the timing of each step. */
-static void finish_attach(struct server_ctx *s, struct pending_attach *p, int err,
-			  int op_status, struct import_result *res)
+ * is the one announced and allowed (filters do not apply to a manual
+ * attach), writes the vhci attach, records it and logs the timing of each
+ * step. Returns 0 when attached, else a negative errno. */
+static int finish_attach(struct server_ctx *s, struct pending_attach *p, int err,
+			 int op_status, struct import_result *res)
 {
 	struct daemon *d = s->d;
 	const char *busid = p->busid;
@@ -300,17 +390,22 @@ static void finish_attach(struct server_ctx *s, struct pending_attach *p, int er
 	if (err == -EBUSY) {
 		log_info("%s: %s is busy (imported by another client); will retry when it is free",
 			 s->spec->host, busid);
-		return;
+		return err;
 	}
 	if (err) {
-		if (op_status > 0)
+		if (op_status > 0) {
 			log_warn("%s: import of %s refused: %s", s->spec->host, busid,
 				 import_status_str((uint32_t)op_status));
-		else
+			set_error(s, "import of %s refused: %s", busid,
+				  import_status_str((uint32_t)op_status));
+		} else {
 			log_warn("%s: import of %s failed: %s", s->spec->host, busid,
 				 strerror(-err));
-		return;
+			set_error(s, "import of %s failed: %s", busid, strerror(-err));
+		}
+		return err;
 	}
+	int result = -EPERM;
 	/* The session now holds the device: check it is the one we want. */
 	if (expect && ids_known &&
 	    (res->dev.idVendor != expect->vid || res->dev.idProduct != expect->pid)) {
@@ -326,7 +421,7 @@ static void finish_attach(struct server_ctx *s, struct pending_attach *p, int er
 		.pid = res->dev.idProduct,
 		.serial = (expect && ids_known) ? expect->serial : NULL,
 	};
-	enum filter_verdict v = filter_check(&d->cfg.filter, &id);
+	enum filter_verdict v = p->manual ? FILTER_ALLOW : filter_check(&d->cfg.filter, &id);
 	if (v != FILTER_ALLOW) {
 		log_info("%s: %s (%04x:%04x) is not allowed by the filters%s", s->spec->host, busid,
 			 res->dev.idVendor, res->dev.idProduct,
@@ -347,14 +442,19 @@ static void finish_attach(struct server_ctx *s, struct pending_attach *p, int er
 		pthread_mutex_unlock(&d->lock);
 		log_error("%s: vhci attach of %s failed: %s%s", s->spec->host, busid, strerror(-err),
 			  err == -EBUSY ? " (no free port on the right hub)" : "");
+		set_error(s, "vhci attach of %s failed: %s", busid, strerror(-err));
+		result = err;
 		goto out_close;
 	}
+	memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
+	s->att_extra[s->natt].speed = res->dev.speed;
+	s->att_extra[s->natt].since = (int64_t)time(NULL);
 	struct attachment *a = &s->att[s->natt++];
 	memset(a, 0, sizeof(*a));
 	snprintf(a->busid, sizeof(a->busid), "%s", busid);
 	a->port = port;
 	a->devid = res->devid;
-	err = vhci_record_write(&d->vhci, port, s->spec->host, d->cfg.usbip_port, busid);
+	err = vhci_record_write(&d->vhci, port, s->spec->host, s->spec->usbip_port, busid);
 	if (err)
 		log_warn("cannot write the port record for vhci port %d: %s", port,
 			 strerror(-err));
@@ -368,57 +468,58 @@ static void finish_attach(struct server_ctx *s, struct pending_attach *p, int er
 		 (double)(res->connected_ns - p->t0_ns) / 1e6,
 		 (double)(res->replied_ns - res->connected_ns) / 1e6,
 		 (double)(vhci_ns - res->replied_ns) / 1e6, (double)(vhci_ns - p->t0_ns) / 1e6);
+	result = 0;
 out_close:
 	/* After attach the kernel holds its own reference; ours goes either way. */
 	close(res->fd);
+	return result;
 }
 
 /* Imports by name, blocking: when the notify peer's address is unknown or
- * does not take the usbip port. */
-static void attach_by_name(struct server_ctx *s, struct pending_attach *p)
+ * does not take the usbip port, and for a manual attach. The server's wake
+ * pipe cancels it (daemon_stop, or the server's removal). */
+static int attach_by_name(struct server_ctx *s, struct pending_attach *p)
 {
 	struct daemon *d = s->d;
 	struct import_result res;
 	int op_status;
-	int err = import_device(s->spec->host, d->cfg.usbip_port, p->busid,
-				d->cfg.import_timeout_ms, d->stop_pipe[0], &res, &op_status);
-	finish_attach(s, p, err, op_status, &res);
+	int err = import_device(s->spec->host, s->spec->usbip_port, p->busid,
+				d->cfg.import_timeout_ms, s->wake[0], &res, &op_status);
+	return finish_attach(s, p, err, op_status, &res);
 }
 
 /* Imports every queued device at once (one connection each, all in flight
  * together) and attaches each as its reply comes: n devices cost about one
- * round trip, not n. */
+ * round trip, not n. Held busids are dropped here, just before the import. */
 static void flush_attaches(struct server_ctx *s)
 {
 	struct daemon *d = s->d;
 	size_t n = s->npend;
 
 	s->npend = 0;
-	if (n == 0)
+	if (n == 0 || server_done(s))
 		return;
 	struct pending_attach *pend = s->pend;
-	if (d->cfg.dry_run) {
-		pthread_mutex_lock(&d->lock);
-		for (size_t i = 0; i < n; i++) {
-			log_info("dry run: would import %s from %s:%s and attach it", pend[i].busid,
-				 s->spec->host, d->cfg.usbip_port);
-			if (s->natt < DAEMON_MAX_ATTACHMENTS &&
-			    attachment_find(s->att, s->natt, pend[i].busid) < 0) {
-				struct attachment *a = &s->att[s->natt++];
-				memset(a, 0, sizeof(*a));
-				snprintf(a->busid, sizeof(a->busid), "%s", pend[i].busid);
-				a->port = -1;
-			}
-		}
-		pthread_mutex_unlock(&d->lock);
-		return;
-	}
 	pthread_mutex_lock(&d->lock);
-	if (!d->vhci_ok)
-		d->vhci_ok = vhci_locate(&d->vhci) == 0; /* loaded by the admin since */
-	bool vhci_ok = d->vhci_ok;
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (hold_find_locked(d, pend[i].busid) >= 0) {
+			log_info("%s: %s is on hold; not attaching", s->spec->host, pend[i].busid);
+			continue;
+		}
+		if (kept != i)
+			pend[kept] = pend[i];
+		kept++;
+	}
+	n = kept;
+	if (n > 0 && d->cfg.dry_run) {
+		for (size_t i = 0; i < n; i++)
+			dry_run_record_locked(s, pend[i].busid);
+	}
 	pthread_mutex_unlock(&d->lock);
-	if (!vhci_ok) {
+	if (n == 0 || d->cfg.dry_run)
+		return;
+	if (!vhci_ready(s, pend[0].busid)) {
 		for (size_t i = 0; i < n; i++)
 			log_error("%s: cannot attach %s: vhci_hcd is not available (modprobe vhci-hcd)",
 				  s->spec->host, pend[i].busid);
@@ -456,7 +557,8 @@ static void flush_attaches(struct server_ctx *s)
 			if (w < timeout)
 				timeout = w;
 		}
-		pfd[np] = (struct pollfd){ .fd = d->stop_pipe[0], .events = POLLIN };
+		/* The daemon stops or this server is removed. */
+		pfd[np] = (struct pollfd){ .fd = s->wake[0], .events = POLLIN };
 		int r = poll(pfd, np + 1, timeout);
 		if (r < 0 && errno != EINTR)
 			break;
@@ -480,10 +582,12 @@ static void flush_attaches(struct server_ctx *s)
 		struct pending_attach *p = &pend[i];
 		if (p->op.stage != IMPORT_DONE) {
 			import_abort(&p->op);
-			if (!cancelled)
+			if (!cancelled) {
 				log_warn("%s: import of %s abandoned (out of memory or poll "
 					 "failed)", s->spec->host, p->busid);
-		} else if (p->by_name && !cancelled && !stopping(d)) {
+				set_error(s, "import of %s abandoned", p->busid);
+			}
+		} else if (p->by_name && !cancelled && !server_done(s)) {
 			attach_by_name(s, p);
 		}
 	}
@@ -514,6 +618,53 @@ static void queue_attach(struct server_ctx *s, const char *busid,
 	p->ids_known = ids_known;
 	p->t0_ns = s->line_ns;
 	p->op.fd = -1;
+}
+
+/* Imports busid and attaches it now, by name and blocking; for the control
+ * socket's attach (from its thread, not the server's). manual: holds and
+ * filters do not apply. Returns 0 when attached, else a negative errno. */
+static int attach_device_how(struct server_ctx *s, const char *busid,
+			     const struct notify_v2_device *expect, bool ids_known, bool manual)
+{
+	struct daemon *d = s->d;
+	if (!busid_valid(busid))
+		return -EINVAL;
+	if (!manual) {
+		pthread_mutex_lock(&d->lock);
+		bool held = hold_find_locked(d, busid) >= 0;
+		pthread_mutex_unlock(&d->lock);
+		if (held) {
+			log_info("%s: %s is on hold; not attaching", s->spec->host, busid);
+			return -EPERM;
+		}
+	}
+	if (d->cfg.dry_run) {
+		pthread_mutex_lock(&d->lock);
+		dry_run_record_locked(s, busid);
+		pthread_mutex_unlock(&d->lock);
+		return 0;
+	}
+	if (!vhci_ready(s, busid)) {
+		log_error("%s: cannot attach %s: vhci_hcd is not available (modprobe vhci-hcd)",
+			  s->spec->host, busid);
+		return -ENODEV;
+	}
+	struct pending_attach *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	snprintf(p->busid, sizeof(p->busid), "%s", busid);
+	if (expect) {
+		p->expect = *expect;
+		p->has_expect = true;
+	}
+	p->ids_known = ids_known;
+	p->manual = manual;
+	p->by_name = true;
+	p->t0_ns = import_now_ns();
+	p->op.fd = -1;
+	int rc = attach_by_name(s, p);
+	free(p);
+	return rc;
 }
 
 static void detach_busid(struct server_ctx *s, const char *busid)
@@ -581,11 +732,11 @@ static void on_snapshot_end(struct server_ctx *s)
 			detach_locked(s, (size_t)k);
 		}
 	}
-	s->state = CONN_SUBSCRIBED;
 	s->sessions++;
+	change_state_locked(s, CONN_SUBSCRIBED);
 	state_write_locked(d);
 	pthread_mutex_unlock(&d->lock);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n; i++) { /* queued: flush_attaches watches the wake pipe */
 		if (acts[i].type != ACTION_ATTACH)
 			continue;
 		for (size_t k = 0; k < s->nsnap; k++) {
@@ -802,8 +953,8 @@ static void run_connection(struct server_ctx *s)
 	if (!v2) {
 		/* v1 has no welcome: the hello is the subscription. */
 		pthread_mutex_lock(&d->lock);
-		s->state = CONN_SUBSCRIBED;
 		s->sessions++;
+		change_state_locked(s, CONN_SUBSCRIBED);
 		state_write_locked(d);
 		pthread_mutex_unlock(&d->lock);
 	}
@@ -816,6 +967,7 @@ static void run_connection(struct server_ctx *s)
 		if (v2 && !s->welcomed) {
 			if (now >= hello_deadline) {
 				log_warn("%s: no welcome from the server", s->spec->host);
+				set_error(s, "no welcome from the server");
 				break;
 			}
 			timeout = (int)(hello_deadline - now);
@@ -824,6 +976,7 @@ static void run_connection(struct server_ctx *s)
 			if (now - s->last_rx_ms >= hb * DAEMON_MISSED_HEARTBEATS) {
 				log_warn("%s: no heartbeat for %us; reconnecting", s->spec->host,
 					 s->heartbeat_s * DAEMON_MISSED_HEARTBEATS);
+				set_error(s, "no heartbeat for %us", s->heartbeat_s * DAEMON_MISSED_HEARTBEATS);
 				break;
 			}
 			if (now - s->last_tx_ms >= hb && send_ping(s) < 0)
@@ -834,7 +987,7 @@ static void run_connection(struct server_ctx *s)
 			timeout = t < 1 ? 1 : (t > 60000 ? 60000 : (int)t);
 		}
 		struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLIN },
-					 { .fd = d->stop_pipe[0], .events = POLLIN } };
+					 { .fd = s->wake[0], .events = POLLIN } };
 		int r = poll(pfd, 2, timeout);
 		if (r < 0 && errno != EINTR)
 			break;
@@ -846,8 +999,9 @@ static void run_connection(struct server_ctx *s)
 		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (got <= 0) {
-			log_warn("%s: notify connection %s", s->spec->host,
-				 got == 0 ? "closed by the server" : strerror(errno));
+			const char *why = got == 0 ? "closed by the server" : strerror(errno);
+			log_warn("%s: notify connection %s", s->spec->host, why);
+			set_error(s, "notify connection %s", why);
 			break;
 		}
 		s->last_rx_ms = net_now_ms();
@@ -875,7 +1029,7 @@ static int backoff_delay(struct server_ctx *s, unsigned attempt)
 /* The address imports go to: the notify peer's, with the usbip port. */
 static void remember_import_addr(struct server_ctx *s)
 {
-	long port = strtol(s->d->cfg.usbip_port, NULL, 10);
+	long port = strtol(s->spec->usbip_port, NULL, 10);
 	s->import_addrlen = sizeof(s->import_addr);
 	if (port <= 0 || port > 65535 ||
 	    getpeername(s->fd, (struct sockaddr *)&s->import_addr, &s->import_addrlen) < 0) {
@@ -895,11 +1049,11 @@ static void *server_thread(void *arg)
 	struct server_ctx *s = arg;
 	struct daemon *d = s->d;
 	unsigned attempt = 0;
-	while (!stopping(d)) {
+	while (!server_done(s)) {
 		set_state(s, CONN_CONNECTING);
 		unsigned before = daemon_sessions(d, s->index);
 		int err = net_connect(s->spec->host, s->spec->notify_port,
-				       d->cfg.connect_timeout_ms, d->stop_pipe[0], &s->fd);
+				       d->cfg.connect_timeout_ms, s->wake[0], &s->fd);
 		if (err == -ECANCELED)
 			break;
 		if (err) {
@@ -907,6 +1061,7 @@ static void *server_thread(void *arg)
 			log_msg(attempt == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG,
 				"%s:%s: cannot connect: %s", s->spec->host, s->spec->notify_port,
 				strerror(-err));
+			set_error(s, "cannot connect: %s", strerror(-err));
 		} else {
 			log_info("%s:%s: connected", s->spec->host, s->spec->notify_port);
 			remember_import_addr(s);
@@ -916,14 +1071,14 @@ static void *server_thread(void *arg)
 			if (daemon_sessions(d, s->index) != before)
 				attempt = 0; /* it worked for a while: start the backoff over */
 		}
-		if (stopping(d))
+		if (server_done(s))
 			break;
 		set_state(s, CONN_BACKOFF);
 		int delay = backoff_delay(s, attempt);
 		if (attempt < 32)
 			attempt++;
 		log_debug("%s: reconnecting in %d ms", s->spec->host, delay);
-		struct pollfd p = { .fd = d->stop_pipe[0], .events = POLLIN };
+		struct pollfd p = { .fd = s->wake[0], .events = POLLIN };
 		int64_t until = net_now_ms() + delay;
 		while (net_now_ms() < until) {
 			int left = (int)(until - net_now_ms());
@@ -937,10 +1092,55 @@ static void *server_thread(void *arg)
 
 /* ---- Lifecycle ---------------------------------------------------------- */
 
+/* Prepares slot i for d->cfg.servers[i] (already filled). */
+static int init_slot(struct daemon *d, size_t i)
+{
+	struct server_ctx *s = &d->servers[i];
+	struct daemon_server_spec *spec = &d->cfg.servers[i];
+	if (!spec->usbip_port[0])
+		snprintf(spec->usbip_port, sizeof(spec->usbip_port), "%s", d->cfg.usbip_port);
+	s->d = d;
+	s->index = i;
+	s->spec = spec;
+	s->fd = -1;
+	s->seed = (unsigned)(net_now_ms() ^ (int64_t)(i * 7919u));
+	if (pipe(s->wake) < 0) {
+		s->wake[0] = s->wake[1] = -1;
+		return -errno;
+	}
+	fcntl(s->wake[0], F_SETFD, FD_CLOEXEC);
+	fcntl(s->wake[1], F_SETFD, FD_CLOEXEC);
+	s->snap = calloc(DAEMON_MAX_SNAPSHOT, sizeof(*s->snap));
+	s->pend = calloc(DAEMON_MAX_PENDING, sizeof(*s->pend));
+	return s->snap && s->pend ? 0 : -ENOMEM;
+}
+
+static void free_slot(struct server_ctx *s)
+{
+	free(s->snap);
+	s->snap = NULL;
+	free(s->pend);
+	s->pend = NULL;
+	s->npend = 0;
+	if (s->wake[0] >= 0) {
+		close(s->wake[0]);
+		close(s->wake[1]);
+	}
+	s->wake[0] = s->wake[1] = -1;
+}
+
+static void wake_server(struct server_ctx *s)
+{
+	char c = 1;
+	ssize_t w;
+	do {
+		w = write(s->wake[1], &c, 1);
+	} while (w < 0 && errno == EINTR);
+}
+
 struct daemon *daemon_new(const struct daemon_config *cfg)
 {
-	if (cfg->nservers == 0 || cfg->nservers > DAEMON_MAX_SERVERS ||
-	    (cfg->protocol != 1 && cfg->protocol != 2))
+	if (cfg->nservers > DAEMON_MAX_SERVERS || (cfg->protocol != 1 && cfg->protocol != 2))
 		return NULL;
 	struct daemon *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -954,25 +1154,17 @@ struct daemon *daemon_new(const struct daemon_config *cfg)
 	fcntl(d->stop_pipe[0], F_SETFD, FD_CLOEXEC);
 	fcntl(d->stop_pipe[1], F_SETFD, FD_CLOEXEC);
 	pthread_mutex_init(&d->lock, NULL);
+	for (size_t i = 0; i < DAEMON_MAX_SERVERS; i++)
+		d->servers[i].wake[0] = d->servers[i].wake[1] = -1;
 	for (size_t i = 0; i < cfg->nservers; i++) {
-		struct server_ctx *s = &d->servers[i];
-		s->d = d;
-		s->index = i;
-		s->spec = &d->cfg.servers[i];
-		s->fd = -1;
-		s->seed = (unsigned)(net_now_ms() ^ (int64_t)(i * 7919u));
-		s->snap = calloc(DAEMON_MAX_SNAPSHOT, sizeof(*s->snap));
-		s->pend = calloc(DAEMON_MAX_PENDING, sizeof(*s->pend));
-		if (!s->snap || !s->pend)
-			goto err_free_snaps;
+		if (init_slot(d, i) < 0)
+			goto err_free_slots;
 	}
 	return d;
 
-err_free_snaps:
-	for (size_t i = 0; i < cfg->nservers; i++) {
-		free(d->servers[i].snap);
-		free(d->servers[i].pend);
-	}
+err_free_slots:
+	for (size_t i = 0; i < cfg->nservers; i++)
+		free_slot(&d->servers[i]);
 	pthread_mutex_destroy(&d->lock);
 err_free:
 	if (d->stop_pipe[0] >= 0) {
@@ -983,8 +1175,9 @@ err_free:
 	return NULL;
 }
 
-/* Takes back the attachments an earlier run recorded for our servers. */
-static void adopt_recorded(struct daemon *d)
+/* Takes back the attachments an earlier run recorded for server s (its
+ * host and USB/IP port). Caller holds d->lock. */
+static void adopt_recorded_locked(struct daemon *d, struct server_ctx *s)
 {
 	struct vhci_port *ports = calloc(VHCI_MAX_PORTS, sizeof(*ports));
 	if (!ports)
@@ -995,23 +1188,25 @@ static void adopt_recorded(struct daemon *d)
 			continue;
 		char host[VHCI_HOST_SIZE], service[VHCI_SERVICE_SIZE], busid[USBIP_BUSID_SIZE];
 		if (vhci_record_read(&d->vhci, ports[i].port, host, service, busid) < 0 ||
-		    strcmp(service, d->cfg.usbip_port) != 0)
+		    strcmp(s->spec->host, host) != 0 || strcmp(s->spec->usbip_port, service) != 0 ||
+		    s->natt >= DAEMON_MAX_ATTACHMENTS || attachment_find(s->att, s->natt, busid) >= 0)
 			continue;
-		for (size_t k = 0; k < d->cfg.nservers; k++) {
-			struct server_ctx *s = &d->servers[k];
-			if (strcmp(s->spec->host, host) != 0 || s->natt >= DAEMON_MAX_ATTACHMENTS ||
-			    attachment_find(s->att, s->natt, busid) >= 0)
-				continue;
-			struct attachment *a = &s->att[s->natt++];
-			snprintf(a->busid, sizeof(a->busid), "%s", busid);
-			a->port = ports[i].port;
-			a->devid = ports[i].devid;
-			log_info("%s: %s is already attached on vhci port %d", host, busid,
-				 a->port);
-			break;
-		}
+		memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
+		struct attachment *a = &s->att[s->natt++];
+		snprintf(a->busid, sizeof(a->busid), "%s", busid);
+		a->port = ports[i].port;
+		a->devid = ports[i].devid;
+		log_info("%s: %s is already attached on vhci port %d", host, busid, a->port);
 	}
 	free(ports);
+}
+
+static void adopt_recorded(struct daemon *d)
+{
+	pthread_mutex_lock(&d->lock);
+	for (size_t k = 0; k < d->cfg.nservers; k++)
+		adopt_recorded_locked(d, &d->servers[k]);
+	pthread_mutex_unlock(&d->lock);
 }
 
 int daemon_start(struct daemon *d)
@@ -1050,7 +1245,14 @@ void daemon_stop(struct daemon *d)
 			w = write(d->stop_pipe[1], &c, 1);
 		} while (w < 0 && errno == EINTR);
 	}
-	for (size_t i = 0; i < d->cfg.nservers; i++) {
+	pthread_mutex_lock(&d->lock);
+	size_t nservers = d->cfg.nservers;
+	for (size_t i = 0; i < nservers; i++) {
+		if (d->servers[i].wake[1] >= 0)
+			wake_server(&d->servers[i]);
+	}
+	pthread_mutex_unlock(&d->lock);
+	for (size_t i = 0; i < nservers; i++) {
 		if (d->servers[i].started) {
 			pthread_join(d->servers[i].thread, NULL);
 			d->servers[i].started = false;
@@ -1072,10 +1274,8 @@ void daemon_free(struct daemon *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->cfg.nservers; i++) {
-		free(d->servers[i].snap);
-		free(d->servers[i].pend);
-	}
+	for (size_t i = 0; i < d->cfg.nservers; i++)
+		free_slot(&d->servers[i]);
 	pthread_mutex_destroy(&d->lock);
 	close(d->stop_pipe[0]);
 	close(d->stop_pipe[1]);
@@ -1084,9 +1284,11 @@ void daemon_free(struct daemon *d)
 
 enum daemon_conn_state daemon_server_state(struct daemon *d, size_t server)
 {
-	if (server >= d->cfg.nservers)
-		return CONN_IDLE;
 	pthread_mutex_lock(&d->lock);
+	if (server >= d->cfg.nservers) {
+		pthread_mutex_unlock(&d->lock);
+		return CONN_IDLE;
+	}
 	enum daemon_conn_state st = d->servers[server].state;
 	pthread_mutex_unlock(&d->lock);
 	return st;
@@ -1104,6 +1306,20 @@ size_t daemon_attachments(struct daemon *d, size_t server, struct attachment *ou
 	return n;
 }
 
+size_t daemon_attachments_extra(struct daemon *d, size_t server, struct attachment *out,
+				struct daemon_attachment_extra *extra, size_t max)
+{
+	if (server >= d->cfg.nservers)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	struct server_ctx *s = &d->servers[server];
+	size_t n = s->natt < max ? s->natt : max;
+	memcpy(out, s->att, n * sizeof(*out));
+	memcpy(extra, s->att_extra, n * sizeof(*extra));
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
 unsigned daemon_sessions(struct daemon *d, size_t server)
 {
 	if (server >= d->cfg.nservers)
@@ -1112,6 +1328,226 @@ unsigned daemon_sessions(struct daemon *d, size_t server)
 	unsigned n = d->servers[server].sessions;
 	pthread_mutex_unlock(&d->lock);
 	return n;
+}
+
+/* ---- Control: status and steering ---------------------------------------- */
+
+size_t daemon_nservers(struct daemon *d)
+{
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->cfg.nservers;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+int daemon_server_status(struct daemon *d, size_t server, struct daemon_server_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&d->lock);
+	if (server >= d->cfg.nservers || d->servers[server].gone) {
+		pthread_mutex_unlock(&d->lock);
+		return server >= d->cfg.nservers ? -EINVAL : -ENOENT;
+	}
+	const struct server_ctx *s = &d->servers[server];
+	snprintf(out->name, sizeof(out->name), "%s", s->spec->name);
+	snprintf(out->host, sizeof(out->host), "%s", s->spec->host);
+	snprintf(out->notify_port, sizeof(out->notify_port), "%s", s->spec->notify_port);
+	out->state = s->state;
+	out->sessions = s->sessions;
+	out->since = s->state_since;
+	memcpy(out->last_error, s->last_error, sizeof(out->last_error));
+	out->last_error_at = s->last_error_at;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+int daemon_hold(struct daemon *d, const char *busid)
+{
+	if (!busid_valid(busid))
+		return -EINVAL;
+	int rc = 0;
+	pthread_mutex_lock(&d->lock);
+	if (hold_find_locked(d, busid) < 0) {
+		if (d->nholds == DAEMON_MAX_HOLDS)
+			rc = -ENOSPC;
+		else
+			snprintf(d->holds[d->nholds++], USBIP_BUSID_SIZE, "%s", busid);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0)
+		log_info("%s: on hold (no automatic attach)", busid);
+	return rc;
+}
+
+int daemon_release(struct daemon *d, const char *busid)
+{
+	if (!busid_valid(busid))
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	int i = hold_find_locked(d, busid);
+	if (i >= 0) {
+		d->nholds--;
+		memmove(d->holds[i], d->holds[i + 1], (d->nholds - (size_t)i) * USBIP_BUSID_SIZE);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (i >= 0)
+		log_info("%s: released from hold", busid);
+	return i >= 0 ? 0 : -ENOENT;
+}
+
+bool daemon_is_held(struct daemon *d, const char *busid)
+{
+	pthread_mutex_lock(&d->lock);
+	bool held = hold_find_locked(d, busid) >= 0;
+	pthread_mutex_unlock(&d->lock);
+	return held;
+}
+
+size_t daemon_holds(struct daemon *d, char (*out)[USBIP_BUSID_SIZE], size_t max)
+{
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->nholds < max ? d->nholds : max;
+	memcpy(out, d->holds, n * USBIP_BUSID_SIZE);
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+int daemon_detach(struct daemon *d, const char *busid)
+{
+	int rc = daemon_hold(d, busid);
+	if (rc < 0)
+		return rc;
+	rc = -ENOENT;
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		struct server_ctx *s = &d->servers[i];
+		int k = attachment_find(s->att, s->natt, busid);
+		if (k >= 0) {
+			detach_locked(s, (size_t)k);
+			state_write_locked(d);
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int daemon_attach(struct daemon *d, const char *busid)
+{
+	if (!busid_valid(busid))
+		return -EINVAL;
+	daemon_release(d, busid);
+	pthread_mutex_lock(&d->lock);
+	bool attached = false;
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		const struct server_ctx *s = &d->servers[i];
+		attached |= attachment_find(s->att, s->natt, busid) >= 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (attached)
+		return -EALREADY;
+	/* Which server has it we do not track between snapshots: ask each
+	 * subscribed one in turn; one without it refuses the import. */
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		if (daemon_server_state(d, i) != CONN_SUBSCRIBED)
+			continue;
+		if (attach_device_how(&d->servers[i], busid, NULL, false, true) == 0)
+			return 0;
+	}
+	/* Released, a server thread may have taken it meanwhile (the server
+	 * announced it free): that is an attach too. */
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		const struct server_ctx *s = &d->servers[i];
+		attached |= attachment_find(s->att, s->natt, busid) >= 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return attached ? 0 : -ENODEV;
+}
+
+/* ---- Servers found at run time ------------------------------------------ */
+
+int daemon_add_server(struct daemon *d, const struct daemon_server_spec *spec)
+{
+	if (!spec->name[0] || !spec->host[0] || !spec->notify_port[0])
+		return -EINVAL;
+	if (stopping(d))
+		return -ECANCELED;
+	pthread_mutex_lock(&d->lock);
+	size_t slot = d->cfg.nservers;
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		const struct server_ctx *s = &d->servers[i];
+		if (strcmp(s->spec->name, spec->name) != 0)
+			continue;
+		if (!s->gone) {
+			pthread_mutex_unlock(&d->lock);
+			return -EEXIST;
+		}
+		slot = i;
+	}
+	if (slot == DAEMON_MAX_SERVERS) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOSPC;
+	}
+	struct server_ctx *s = &d->servers[slot];
+	free_slot(s);
+	unsigned sessions = s->sessions;
+	memset(s, 0, sizeof(*s));
+	s->sessions = sessions;
+	d->cfg.servers[slot] = *spec;
+	int rc = init_slot(d, slot);
+	/* Devices an earlier run attached from it (same host and port). */
+	if (rc == 0 && d->vhci_ok && !d->cfg.dry_run)
+		adopt_recorded_locked(d, s);
+	if (rc == 0)
+		rc = -pthread_create(&s->thread, NULL, server_thread, s);
+	if (rc < 0) {
+		free_slot(s);
+		s->gone = true;
+		snprintf(d->cfg.servers[slot].name, DAEMON_NAME_SIZE, "%s", spec->name);
+	} else {
+		s->started = true;
+	}
+	if (slot == d->cfg.nservers)
+		d->cfg.nservers++;
+	state_write_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0)
+		log_info("following %s (\"%s\", notify port %s, USB/IP port %s)", spec->host,
+			 spec->name, spec->notify_port, spec->usbip_port);
+	return rc;
+}
+
+int daemon_remove_server(struct daemon *d, const char *name)
+{
+	pthread_mutex_lock(&d->lock);
+	struct server_ctx *s = NULL;
+	for (size_t i = 0; i < d->cfg.nservers; i++) {
+		struct server_ctx *c = &d->servers[i];
+		if (!c->gone && !c->leaving && strcmp(c->spec->name, name) == 0)
+			s = c;
+	}
+	if (!s) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOENT;
+	}
+	s->leaving = true;
+	wake_server(s);
+	pthread_mutex_unlock(&d->lock);
+	if (s->started)
+		pthread_join(s->thread, NULL);
+	pthread_mutex_lock(&d->lock);
+	s->started = false;
+	/* Its devices went with it (their connections end): free their ports
+	 * and records rather than leave them to the next run. */
+	while (s->natt > 0)
+		detach_locked(s, s->natt - 1);
+	s->state = CONN_IDLE;
+	s->gone = true;
+	state_write_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	log_info("no longer following %s (\"%s\")", s->spec->host, name);
+	return 0;
 }
 
 /* ---- status subcommand -------------------------------------------------- */

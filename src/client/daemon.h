@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "client/reconcile.h"
 #include "client/vhci.h"
@@ -26,15 +27,21 @@
 #define DAEMON_PORT_SIZE 8
 #define DAEMON_MAX_ATTACHMENTS 64           /* per server */
 #define DAEMON_MISSED_HEARTBEATS 3
+#define DAEMON_MAX_HOLDS 64
+#define DAEMON_ERROR_SIZE 160
 #define DAEMON_DEFAULT_NOTIFY_PORT "65432"
 #define DAEMON_DEFAULT_USBIP_PORT "3240"
 #define DAEMON_DEFAULT_STATE_FILE "/run/usbip-notify-client/state"
 #define DAEMON_DEFAULT_SYSFS_ROOT "/sys"
 #define DAEMON_DEFAULT_RUN_DIR "/var/run/vhci_hcd"
 
+#define DAEMON_NAME_SIZE 64
+
 struct daemon_server_spec {
 	char host[DAEMON_HOST_SIZE];
 	char notify_port[DAEMON_PORT_SIZE];
+	char usbip_port[DAEMON_PORT_SIZE]; /* "": daemon_config.usbip_port */
+	char name[DAEMON_NAME_SIZE];       /* DNS-SD instance name; "" for --server */
 };
 
 struct daemon_config {
@@ -73,7 +80,8 @@ const char *daemon_conn_state_str(enum daemon_conn_state s);
 
 struct daemon;
 
-/* Copies cfg. NULL on no memory or a bad configuration. */
+/* Copies cfg. NULL on no memory or a bad configuration. cfg may name no
+ * server when they are to come from discovery (daemon_add_server). */
 struct daemon *daemon_new(const struct daemon_config *cfg);
 
 /* Finds vhci_hcd (loading the module if needed and possible), adopts the
@@ -91,6 +99,62 @@ enum daemon_conn_state daemon_server_state(struct daemon *d, size_t server);
 size_t daemon_attachments(struct daemon *d, size_t server, struct attachment *out, size_t max);
 /* How many sessions (welcome received / v1 hello sent) a server has had. */
 unsigned daemon_sessions(struct daemon *d, size_t server);
+
+/* What status shows of an attachment beyond struct attachment. */
+struct daemon_attachment_extra {
+	uint32_t speed; /* enum usbip_speed; 0 when not known (adopted from a record) */
+	int64_t since;  /* wall-clock seconds of the attach; 0 when not known */
+};
+/* daemon_attachments() with each one's extra, index for index. */
+size_t daemon_attachments_extra(struct daemon *d, size_t server, struct attachment *out,
+				struct daemon_attachment_extra *extra, size_t max);
+
+/* Servers found at run time (DNS-SD, client/discover.h), keyed by name:
+ * add starts following it (a slot of DAEMON_MAX_SERVERS, reused when the
+ * same name comes back); remove stops its thread, detaches what we
+ * attached from it and frees the slot for status. Safe from any thread
+ * after daemon_start and before daemon_stop; remove blocks until the
+ * server's thread has ended (it is woken at once). 0, -EEXIST (followed
+ * already), -ENOSPC, -ENOENT (remove: unknown), -EINVAL. */
+int daemon_add_server(struct daemon *d, const struct daemon_server_spec *spec);
+int daemon_remove_server(struct daemon *d, const char *name);
+
+/* A server as status shows it (a consistent copy). */
+struct daemon_server_status {
+	char name[DAEMON_NAME_SIZE];       /* "" unless discovered */
+	char host[DAEMON_HOST_SIZE];
+	char notify_port[DAEMON_PORT_SIZE];
+	enum daemon_conn_state state;
+	unsigned sessions;
+	int64_t since;                     /* wall-clock s of the current state */
+	char last_error[DAEMON_ERROR_SIZE]; /* "" when none yet */
+	int64_t last_error_at;             /* wall-clock s, 0 when none */
+};
+/* Slots in use so far (some may be free again: daemon_server_status then
+ * says -ENOENT). */
+size_t daemon_nservers(struct daemon *d);
+int daemon_server_status(struct daemon *d, size_t server, struct daemon_server_status *out);
+
+/* Holds: busids kept from automatic attach (from every server) until
+ * released. hold does not detach; detach holds (or the server's next
+ * "free" event would attach it straight back). 0, -EINVAL (bad busid),
+ * -ENOSPC (too many holds), -ENOENT (release/detach: nothing to do). */
+int daemon_hold(struct daemon *d, const char *busid);
+int daemon_release(struct daemon *d, const char *busid);
+bool daemon_is_held(struct daemon *d, const char *busid);
+size_t daemon_holds(struct daemon *d, char (*out)[USBIP_BUSID_SIZE], size_t max);
+int daemon_detach(struct daemon *d, const char *busid);
+/* Releases a hold and imports busid now from the first subscribed server
+ * that has it, filters or not (an explicit request). Blocks for the
+ * import. 0, -EALREADY (attached already), -ENODEV (no server has it
+ * free), -EINVAL. */
+int daemon_attach(struct daemon *d, const char *busid);
+
+/* The control socket's requests (common/control.h): "status [--json]",
+ * "attach|detach|hold|release BUSID". Has control_handler_fn's shape;
+ * ctx is the daemon. In daemon_control.c. */
+struct strbuf;
+int daemon_control(void *ctx, int argc, char **argv, struct strbuf *reply);
 
 /* Prints the state file (if any) and the live vhci port table with each
  * port's record: the `status` subcommand. Returns 0 or -errno. */

@@ -1,6 +1,7 @@
 /* Export filters: rule parsing and matching. */
 #include "server/export_filter.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "proto/busid.h"
@@ -128,24 +129,58 @@ int export_filter_add(struct export_filter *f, bool allow, const char *rule)
 	if (rc != EXPORT_RULE_OK)
 		return rc;
 	r.allow = allow;
+	snprintf(r.text, sizeof(r.text), "%s", rule);
 	f->rules[f->n_rules++] = r;
 	f->n_allow += allow;
 	return EXPORT_RULE_OK;
 }
 
-bool export_filter_offers(void *filter, const struct bk_device_info *info)
+enum export_verdict export_filter_explain(const struct export_filter *f,
+					  const struct bk_device_info *info, int *rule)
 {
-	const struct export_filter *f = filter;
-	bool allowed = f->n_allow == 0;
+	int first_allow = -1;
+	int dummy;
 
+	if (!rule)
+		rule = &dummy;
+	*rule = -1;
 	if (info->on_vhci && !f->include_vhci)
-		return false;
+		return EXPORT_HIDDEN_VHCI;
 	for (unsigned i = 0; i < f->n_rules; i++) {
 		if (!export_rule_matches(&f->rules[i], info))
 			continue;
-		if (!f->rules[i].allow)
-			return false;
-		allowed = true;
+		if (!f->rules[i].allow) {
+			*rule = (int)i;
+			return EXPORT_HIDDEN_DENY;
+		}
+		if (first_allow < 0)
+			first_allow = (int)i;
 	}
-	return allowed;
+	if (first_allow >= 0) {
+		*rule = first_allow;
+		return EXPORT_OFFERED_ALLOW;
+	}
+	return f->n_allow == 0 ? EXPORT_OFFERED : EXPORT_HIDDEN_NO_ALLOW;
+}
+
+const char *export_verdict_name(enum export_verdict v)
+{
+	switch (v) {
+	case EXPORT_OFFERED:
+		return "offered";
+	case EXPORT_OFFERED_ALLOW:
+		return "allow";
+	case EXPORT_HIDDEN_VHCI:
+		return "vhci";
+	case EXPORT_HIDDEN_DENY:
+		return "deny";
+	case EXPORT_HIDDEN_NO_ALLOW:
+		return "no-allow-match";
+	}
+	return "unknown";
+}
+
+bool export_filter_offers(void *filter, const struct bk_device_info *info)
+{
+	return export_verdict_offered(export_filter_explain(filter, info, NULL));
 }

@@ -22,6 +22,7 @@
 #include "backend/backend.h"
 
 #define EXPORT_FILTER_MAX_RULES 64
+#define EXPORT_RULE_TEXT_SIZE (BK_STRING_SIZE + 16)
 
 enum export_rule_err {
 	EXPORT_RULE_OK = 0,
@@ -47,6 +48,7 @@ struct export_rule {
 	bool has_serial;
 	char serial[BK_STRING_SIZE];
 	char busid[USBIP_BUSID_SIZE];
+	char text[EXPORT_RULE_TEXT_SIZE]; /* as given (export_filter_add), for messages */
 };
 
 struct export_filter {
@@ -67,6 +69,29 @@ void export_filter_init(struct export_filter *f, bool include_vhci);
 
 /* Parses and appends an allow or deny rule; returns an export_rule_err. */
 int export_filter_add(struct export_filter *f, bool allow, const char *rule);
+
+/* Why a device is or is not offered (the decision above, spelled out). */
+enum export_verdict {
+	EXPORT_OFFERED,          /* no allow rules, no deny rule matched */
+	EXPORT_OFFERED_ALLOW,    /* *rule: the first allow rule that matched */
+	EXPORT_HIDDEN_VHCI,      /* on a vhci bus, include_vhci not set */
+	EXPORT_HIDDEN_DENY,      /* *rule: the first deny rule that matched */
+	EXPORT_HIDDEN_NO_ALLOW,  /* allow rules exist, none matched */
+};
+
+/* The decision with its reason; *rule (may be NULL) gets the deciding
+ * rule's index into f->rules, or -1 when no rule decided. */
+enum export_verdict export_filter_explain(const struct export_filter *f,
+					  const struct bk_device_info *info, int *rule);
+
+static inline bool export_verdict_offered(enum export_verdict v)
+{
+	return v == EXPORT_OFFERED || v == EXPORT_OFFERED_ALLOW;
+}
+
+/* "offered", "allow", "vhci", "deny", "no-allow-match": stable words for
+ * list --json. */
+const char *export_verdict_name(enum export_verdict v);
 
 /* The decision above. Has the export_filter_fn signature: pass the filter
  * as ctx (server_config.filter_ctx). */

@@ -24,12 +24,24 @@ void export_table_set_observer(struct export_table *t, export_observer_fn fn, vo
 }
 
 /* Caller holds t->lock. */
+static void view_of(const struct export_entry *e, struct export_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->info = e->info;
+	v->held = e->holder != NULL;
+	if (e->holder)
+		memcpy(v->held_by, e->holder->peer, sizeof(v->held_by));
+	v->held_by[sizeof(v->held_by) - 1] = '\0';
+}
+
+/* Caller holds t->lock. */
 static void notify(struct export_table *t, enum export_change change,
 		   const struct export_entry *e)
 {
 	if (!t->observer)
 		return;
-	struct export_view v = { e->info, e->holder != NULL };
+	struct export_view v;
+	view_of(e, &v);
 	t->observer(t->observer_ctx, change, &v);
 }
 
@@ -118,8 +130,7 @@ static int collect_present(struct export_table *t, struct export_view **out)
 		if (!e->present)
 			continue;
 		i--;
-		v[i].info = e->info;
-		v[i].held = e->holder != NULL;
+		view_of(e, &v[i]);
 	}
 	*out = v;
 	return (int)n;

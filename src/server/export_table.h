@@ -16,9 +16,14 @@
 
 #include "backend/backend.h"
 
+#define EXPORT_PEER_SIZE 64
+
 struct export_holder {
 	/* Called with the table locked when the held device leaves. */
 	void (*gone)(struct export_holder *holder);
+	/* Who holds it, "ADDR:PORT", for list/status; "" when not told. Set
+	 * before export_table_claim() and left alone while held. */
+	char peer[EXPORT_PEER_SIZE];
 };
 
 struct export_entry {
@@ -36,6 +41,7 @@ typedef bool (*export_filter_fn)(void *ctx, const struct bk_device_info *info);
 struct export_view {
 	struct bk_device_info info;
 	bool held;
+	char held_by[EXPORT_PEER_SIZE]; /* the holder's peer, "" if free or untold */
 };
 
 enum export_change {

@@ -192,6 +192,46 @@ static void test_decision(void **state)
 	}
 }
 
+/* The reason given matches the decision and names the deciding rule. */
+static void test_explain(void **state)
+{
+	(void)state;
+	struct export_filter f;
+	export_filter_init(&f, false);
+	assert_int_equal(export_filter_add(&f, true, "0525"), EXPORT_RULE_OK);
+	assert_int_equal(export_filter_add(&f, true, "1-1"), EXPORT_RULE_OK);
+	assert_int_equal(export_filter_add(&f, false, "0525:a4a0:BAD"), EXPORT_RULE_OK);
+	static const struct {
+		const char *busid;
+		uint16_t vid;
+		const char *serial;
+		bool vhci;
+		enum export_verdict v;
+		int rule;
+		const char *name;
+	} cases[] = {
+		{ "1-1", 0x0525, "OK", false, EXPORT_OFFERED_ALLOW, 0, "allow" },
+		{ "1-1.2", 0x1234, "", false, EXPORT_OFFERED_ALLOW, 1, "allow" },
+		{ "1-1", 0x0525, "BAD", false, EXPORT_HIDDEN_DENY, 2, "deny" },
+		{ "2-1", 0x1234, "", false, EXPORT_HIDDEN_NO_ALLOW, -1, "no-allow-match" },
+		{ "3-1", 0x0525, "", true, EXPORT_HIDDEN_VHCI, -1, "vhci" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bk_device_info info =
+			dev(cases[i].busid, cases[i].vid, 0xa4a0, cases[i].serial, cases[i].vhci);
+		int rule = 99;
+		enum export_verdict v = export_filter_explain(&f, &info, &rule);
+		if (v != cases[i].v || rule != cases[i].rule)
+			fail_msg("case %zu: verdict %d rule %d", i, v, rule);
+		assert_string_equal(export_verdict_name(v), cases[i].name);
+		assert_int_equal(export_filter_offers(&f, &info), export_verdict_offered(v));
+	}
+	assert_string_equal(f.rules[2].text, "0525:a4a0:BAD");
+	export_filter_init(&f, false);
+	struct bk_device_info any = dev("1-1", 1, 2, "", false);
+	assert_int_equal(export_filter_explain(&f, &any, NULL), EXPORT_OFFERED);
+}
+
 static void test_filter_bounds(void **state)
 {
 	(void)state;
@@ -215,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_rule_matches),
 		cmocka_unit_test(test_decision),
+		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_filter_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

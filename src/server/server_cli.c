@@ -1,0 +1,411 @@
+/* usbip-notify-server's options: see server_cli.h. */
+#include "server/server_cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/sim.h"
+#include "common/dnssd.h"
+#include "common/log.h"
+#include "common/opts.h"
+
+/* A day: longer would let a stolen address outlive any sane session. */
+#define MAX_IMPORT_AUTH_GRACE_S 86400
+
+enum {
+	OPT_SIM = 256, OPT_LIBUSB, OPT_INCLUDE_VHCI, OPT_RESCAN_MS, OPT_MAX_URBS,
+	OPT_ALLOW, OPT_DENY, OPT_NOTIFY_LISTEN, OPT_NOTIFY_PORT, OPT_NOTIFY_HEARTBEAT,
+	OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY, OPT_ALLOW_CLIENT,
+	OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE, OPT_CONTROL, OPT_METRICS, OPT_TRACE,
+	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME,
+};
+
+static const struct option longopts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "listen", required_argument, NULL, 'a' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "sim", required_argument, NULL, OPT_SIM },
+	{ "libusb", no_argument, NULL, OPT_LIBUSB },
+	{ "include-vhci", no_argument, NULL, OPT_INCLUDE_VHCI },
+	{ "rescan-ms", required_argument, NULL, OPT_RESCAN_MS },
+	{ "max-urbs", required_argument, NULL, OPT_MAX_URBS },
+	{ "allow", required_argument, NULL, OPT_ALLOW },
+	{ "deny", required_argument, NULL, OPT_DENY },
+	{ "notify-listen", required_argument, NULL, OPT_NOTIFY_LISTEN },
+	{ "notify-port", required_argument, NULL, OPT_NOTIFY_PORT },
+	{ "notify-heartbeat", required_argument, NULL, OPT_NOTIFY_HEARTBEAT },
+	{ "notify-token", required_argument, NULL, OPT_NOTIFY_TOKEN },
+	{ "notify-token-file", required_argument, NULL, OPT_NOTIFY_TOKEN_FILE },
+	{ "no-notify", no_argument, NULL, OPT_NO_NOTIFY },
+	{ "allow-client", required_argument, NULL, OPT_ALLOW_CLIENT },
+	{ "no-import-auth", no_argument, NULL, OPT_NO_IMPORT_AUTH },
+	{ "import-auth-grace", required_argument, NULL, OPT_IMPORT_AUTH_GRACE },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "trace", no_argument, NULL, OPT_TRACE },
+	{ "no-announce", no_argument, NULL, OPT_NO_ANNOUNCE },
+	{ "announce-name", required_argument, NULL, OPT_ANNOUNCE_NAME },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "local", no_argument, NULL, OPT_LOCAL },
+	{ "log-level", required_argument, NULL, 'l' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Not configuration-file keys: they ask for output, not a setting. */
+static const int cli_only[] = { 'h', 'V', OPT_JSON, OPT_LOCAL, 0 };
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: usbip-notify-server [OPTIONS]\n"
+		"       usbip-notify-server list [--json] [--local] [OPTIONS]\n"
+		"       usbip-notify-server status [--json] [--control PATH]\n"
+		"Exports USB devices to Linux USB/IP clients (vhci_hcd, `usbip attach`).\n"
+		"`list` prints this machine's devices and whether each is exported (asking\n"
+		"the running server through its control socket when there is one);\n"
+		"`status` asks the running server for its ports and counts.\n"
+		"\n"
+		"  -c, --config FILE     configuration file (default %s,\n"
+		"                        read if present); flags override it\n"
+		"  -a, --listen ADDR     address to listen on (default: every address)\n"
+		"  -p, --port PORT       USB/IP TCP port (default 3240)\n"
+		"      --libusb          export this machine's USB devices (the default)\n"
+		"      --sim SPEC        export simulated devices instead of real ones,\n"
+		"                        e.g. --sim zero or --sim zero,zero\n"
+		"      --include-vhci    also export devices on vhci_hcd buses (imported\n"
+		"                        copies; off by default so a server never offers\n"
+		"                        a device back to where it came from)\n"
+		"      --rescan-ms N     device rescan period, 0 = hotplug events only\n"
+		"                        (default %u)\n"
+		"      --max-urbs N      URBs in flight per session; more fail with -ENOMEM\n"
+		"                        (default %u)\n"
+		"      --allow RULE      export only devices matching an allow rule\n"
+		"      --deny RULE       never export devices matching RULE (wins over\n"
+		"                        --allow); both repeatable. RULE is VID[:PID[:SERIAL]]\n"
+		"                        (hex ids) or a busid, which also covers the ports\n"
+		"                        behind it (1-1 covers 1-1.3)\n"
+		"\n"
+		"Notify channel (hotplug events for clients, docs/notify-protocol.md):\n"
+		"      --notify-listen ADDR  address for it (default: every address)\n"
+		"      --notify-port PORT    its TCP port (default %s)\n"
+		"      --notify-heartbeat S  v2 heartbeat in seconds (default %u)\n"
+		"      --notify-token-file F require the shared secret in F (first line)\n"
+		"      --notify-token SECRET the same, given on the command line (visible\n"
+		"                            to other local users: prefer the file)\n"
+		"      --no-notify           no notify channel\n"
+		"\n"
+		"Access (docs/notify-protocol.md, \"Imports and the token\"):\n"
+		"      --allow-client CIDR   accept connections (both ports) only from these\n"
+		"                            networks, e.g. 192.168.1.0/24, 10.0.0.5, fd00::/8;\n"
+		"                            repeatable, at most %d (default: anyone)\n"
+		"      --no-import-auth      with a notify token, still serve device lists\n"
+		"                            and imports to hosts that did not authenticate\n"
+		"                            on the notify channel\n"
+		"      --import-auth-grace S how long a host stays authenticated after its\n"
+		"                            last notify subscription ends (default %u)\n"
+		"\n"
+		"Local control and observability:\n"
+		"      --control PATH        control socket (default %s;\n"
+		"                            \"none\": no socket)\n"
+		"      --metrics ADDR:PORT   serve Prometheus metrics over HTTP (default off)\n"
+		"      --trace               log one line per USB/IP command and reply\n"
+		"      --no-announce         no DNS-SD announcement (_usbip._tcp through\n"
+		"                            avahi-daemon; on by default where built in)\n"
+		"      --announce-name NAME  the announced name (default \"usbip-notify\n"
+		"                            on HOSTNAME\")\n"
+		"      --json                list, status: print JSON\n"
+		"      --local               list: enumerate here, never ask a running server\n"
+		"\n"
+		"  -l, --log-level LVL   error, warn, info (default) or debug\n"
+		"  -v, --verbose         same as --log-level debug\n"
+		"  -h, --help            this text\n"
+		"  -V, --version         print the version\n",
+		SERVER_DEFAULT_CONFIG, LIBUSB_BACKEND_DEFAULT_RESCAN_MS, SESSION_DEFAULT_MAX_URBS,
+		NOTIFY_DEFAULT_PORT, NOTIFY_DEFAULT_HEARTBEAT_S, SERVER_MAX_ALLOW_CLIENTS,
+		AUTH_HOSTS_DEFAULT_GRACE_MS / 1000, SERVER_DEFAULT_CONTROL);
+}
+
+/* Reads the token: the file's first line, without its line end. */
+static int read_token_file(const char *path, char *out, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "cannot open token file %s\n", path);
+		return -1;
+	}
+	char line[NOTIFY_V2_TOKEN_SIZE + 2];
+	bool ok = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	if (ok) {
+		line[strcspn(line, "\r\n")] = '\0';
+		ok = line[0] != '\0' && strlen(line) < n;
+	}
+	if (!ok) {
+		fprintf(stderr, "token file %s: want one line of 1..%zu bytes\n", path, n - 1);
+		return -1;
+	}
+	strcpy(out, line);
+	return 0;
+}
+
+/* A decimal in [lo, hi]; false for anything else (empty, sign, junk). */
+static bool parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return false;
+	unsigned long n = strtoul(s, &end, 10);
+	if (*end || n < lo || n > hi)
+		return false;
+	*out = n;
+	return true;
+}
+
+/* The sim backend's spec, checked here too so a bad one is reported with
+ * where it came from: comma-separated "zero", at most SIM_MAX_DEVICES. */
+static bool sim_spec_valid(const char *spec)
+{
+	int count = 0;
+	for (const char *p = spec;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len != 4 || strncmp(p, "zero", 4) != 0 || ++count > SIM_MAX_DEVICES)
+			return false;
+		if (!end)
+			return true;
+		p = end + 1;
+	}
+}
+
+/* "HOST:PORT", "[V6]:PORT" or ":PORT" (every address); port 0 picks one. */
+static bool addr_port_valid(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned long port;
+	return colon && parse_uint(colon + 1, 0, 65535, &port);
+}
+
+static int apply(void *ctx, const struct option *opt, const char *arg,
+		 const struct opt_src *src)
+{
+	struct server_options *o = ctx;
+	unsigned long n;
+	int rc, level;
+
+	switch (opt->val) {
+	case 'a':
+		o->server.host = arg;
+		return 0;
+	case 'p':
+		if (!parse_uint(arg, 0, 65535, &n))
+			goto bad_port;
+		o->server.port = arg;
+		return 0;
+	case OPT_SIM:
+		if (!sim_spec_valid(arg)) {
+			opt_bad_value(src, opt, arg, "want zero or zero,zero,... (at most %d)",
+				      SIM_MAX_DEVICES);
+			return 2;
+		}
+		o->sim = arg;
+		return 0;
+	case OPT_LIBUSB:
+		o->sim = NULL;
+		return 0;
+	case OPT_INCLUDE_VHCI:
+		o->libusb.include_vhci = true;
+		return 0;
+	case OPT_RESCAN_MS:
+		if (!parse_uint(arg, 0, 3600000, &n)) {
+			opt_bad_value(src, opt, arg, "want 0..3600000");
+			return 2;
+		}
+		o->libusb.rescan_interval_ms = (unsigned)n;
+		return 0;
+	case OPT_MAX_URBS:
+		if (!parse_uint(arg, 1, 65536, &n)) {
+			opt_bad_value(src, opt, arg, "want 1..65536");
+			return 2;
+		}
+		o->server.limits.max_urbs = (unsigned)n;
+		return 0;
+	case OPT_ALLOW:
+	case OPT_DENY:
+		rc = export_filter_add(&o->filter, opt->val == OPT_ALLOW, arg);
+		if (rc != EXPORT_RULE_OK) {
+			opt_bad_value(src, opt, arg, "%s", export_rule_strerror(rc));
+			return 2;
+		}
+		return 0;
+	case OPT_NOTIFY_LISTEN:
+		o->server.notify.host = arg;
+		return 0;
+	case OPT_NOTIFY_PORT:
+		if (!parse_uint(arg, 0, 65535, &n))
+			goto bad_port;
+		o->server.notify.port = arg;
+		return 0;
+	case OPT_NOTIFY_HEARTBEAT:
+		if (!parse_uint(arg, 1, NOTIFY_MAX_HEARTBEAT_S, &n)) {
+			opt_bad_value(src, opt, arg, "want 1..%d seconds", NOTIFY_MAX_HEARTBEAT_S);
+			return 2;
+		}
+		o->server.notify.heartbeat_s = (unsigned)n;
+		return 0;
+	case OPT_NOTIFY_TOKEN:
+		if (strlen(arg) >= sizeof(o->token)) {
+			/* Never echo a secret. */
+			opt_bad_value(src, opt, "...", "want 1..%zu bytes", sizeof(o->token) - 1);
+			return 2;
+		}
+		strcpy(o->token, arg);
+		return 0;
+	case OPT_NOTIFY_TOKEN_FILE:
+		if (read_token_file(arg, o->token, sizeof(o->token)) < 0) {
+			opt_bad_value(src, opt, arg, "cannot use it");
+			return 2;
+		}
+		return 0;
+	case OPT_NO_NOTIFY:
+		o->server.notify.enabled = false;
+		return 0;
+	case OPT_ALLOW_CLIENT:
+		if (o->server.n_allow_clients == SERVER_MAX_ALLOW_CLIENTS) {
+			opt_bad_value(src, opt, arg, "too many (at most %d)",
+				      SERVER_MAX_ALLOW_CLIENTS);
+			return 2;
+		}
+		rc = cidr_parse(arg, &o->allow_clients[o->server.n_allow_clients]);
+		if (rc != CIDR_OK) {
+			opt_bad_value(src, opt, arg, "%s", cidr_strerror(rc));
+			return 2;
+		}
+		o->server.n_allow_clients++;
+		return 0;
+	case OPT_NO_IMPORT_AUTH:
+		o->server.import_auth = false;
+		return 0;
+	case OPT_IMPORT_AUTH_GRACE:
+		if (!parse_uint(arg, 0, MAX_IMPORT_AUTH_GRACE_S, &n)) {
+			opt_bad_value(src, opt, arg, "want 0..%d seconds", MAX_IMPORT_AUTH_GRACE_S);
+			return 2;
+		}
+		o->server.auth_grace_ms = (unsigned)n * 1000u;
+		return 0;
+	case OPT_CONTROL:
+		if (arg[0] != '/' && strcmp(arg, "none") != 0) {
+			opt_bad_value(src, opt, arg, "want an absolute path or none");
+			return 2;
+		}
+		o->control_path = arg;
+		o->control_given = true;
+		return 0;
+	case OPT_METRICS:
+		if (!addr_port_valid(arg)) {
+			opt_bad_value(src, opt, arg, "want ADDR:PORT, e.g. 127.0.0.1:9324");
+			return 2;
+		}
+		o->metrics = arg;
+		return 0;
+	case OPT_TRACE:
+		o->trace = true;
+		return 0;
+	case OPT_NO_ANNOUNCE:
+		o->announce = false;
+		return 0;
+	case OPT_ANNOUNCE_NAME:
+		if (strlen(arg) >= DNSSD_NAME_SIZE) {
+			opt_bad_value(src, opt, arg, "at most %d bytes", DNSSD_NAME_SIZE - 1);
+			return 2;
+		}
+		o->announce_name = arg;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	case OPT_LOCAL:
+		o->local = true;
+		return 0;
+	case 'l':
+		level = log_level_parse(arg);
+		if (level < 0) {
+			opt_bad_value(src, opt, arg, "want error, warn, info or debug");
+			return 2;
+		}
+		log_set_level((enum log_level)level);
+		return 0;
+	case 'v':
+		log_set_level(LOG_LEVEL_DEBUG);
+		return 0;
+	case 'h':
+		usage(stdout);
+		return 1;
+	case 'V':
+		printf("usbip-notify-server %s\n", SERVER_VERSION);
+		return 1;
+	}
+	return 2;
+
+bad_port:
+	opt_bad_value(src, opt, arg, "want 0..65535");
+	return 2;
+}
+
+int server_options_parse(struct server_options *o, int argc, char **argv)
+{
+	memset(o, 0, sizeof(*o));
+	server_config_defaults(&o->server);
+	o->server.notify.enabled = true;
+	o->server.allow_clients = o->allow_clients;
+	libusb_backend_options_init(&o->libusb);
+	export_filter_init(&o->filter, false);
+	o->control_path = SERVER_DEFAULT_CONTROL;
+	o->announce = true;
+
+	struct opts_spec spec = {
+		.prog = "usbip-notify-server",
+		.shortopts = "c:a:p:l:vhV",
+		.longopts = longopts,
+		.cli_only = cli_only,
+		.config_val = 'c',
+		.default_config = SERVER_DEFAULT_CONFIG,
+		.apply = apply,
+		.usage = usage,
+		.ctx = o,
+	};
+	int first = 0;
+	int rc = opts_parse(&spec, argc, argv, &first, &o->file);
+	if (rc)
+		return rc;
+	if (first < argc && strcmp(argv[first], "list") == 0) {
+		o->command = SERVER_CMD_LIST;
+		first++;
+	} else if (first < argc && strcmp(argv[first], "status") == 0) {
+		o->command = SERVER_CMD_STATUS;
+		first++;
+	}
+	if (first < argc) {
+		fprintf(stderr, "unexpected argument: %s\n", argv[first]);
+		return 2;
+	}
+	if (o->json && o->command == SERVER_CMD_RUN) {
+		fprintf(stderr, "--json goes with the list and status commands\n");
+		return 2;
+	}
+	/* Devices on vhci buses are hidden (by the backend too) unless asked for. */
+	o->filter.include_vhci = o->libusb.include_vhci;
+	if (o->token[0])
+		o->server.notify.token = o->token;
+	if (strcmp(o->control_path, "none") == 0)
+		o->control_path = "";
+	return 0;
+}
+
+void server_options_free(struct server_options *o)
+{
+	conf_free(&o->file);
+}
