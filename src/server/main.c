@@ -231,22 +231,24 @@ static int run_server(struct server_options *o)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* --trace: the sessions are to format their lines through this
-	 * (trace_cmd/trace_ret); until server_config carries it, say so. */
+	/* --trace: the sessions print one line per command and reply. */
 	struct trace trace = { .enabled = o->trace };
-	if (trace.enabled)
-		log_warn("--trace: this build does not yet pass the trace to its sessions; "
-			 "no lines will be printed");
+	o->server.trace = &trace;
 
 	int status = 1;
+	struct control_ctx cctx = { .o = o, .b = b };
+	struct metrics_http *http = NULL;
+	/* The counters exist before the server, which hands them to sessions. */
+	if (o->metrics) {
+		cctx.metrics = metrics_new();
+		o->server.metrics = cctx.metrics;
+	}
 	struct server *srv = server_new(b, &o->server);
 	if (!srv || server_start(srv) < 0)
 		goto out_server;
+	cctx.srv = srv;
 
-	struct control_ctx cctx = { .o = o, .b = b, .srv = srv };
-	struct metrics_http *http = NULL;
 	if (o->metrics) {
-		cctx.metrics = metrics_new();
 		int rc = cctx.metrics ? metrics_http_start(o->metrics, render_metrics, &cctx, &http)
 				      : -ENOMEM;
 		if (rc < 0) {
@@ -294,9 +296,9 @@ static int run_server(struct server_options *o)
 	status = 0;
 out_metrics:
 	metrics_http_stop(http);
-	metrics_free(cctx.metrics);
 out_server:
-	server_free(srv);
+	server_free(srv); /* its sessions counted into the metrics: free them after */
+	metrics_free(cctx.metrics);
 	b->ops->destroy(b);
 	return status;
 }

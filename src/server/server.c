@@ -225,6 +225,8 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 	}
 
 	struct bk_device_info info;
+	/* Who holds it, for `list` and the control socket. */
+	snprintf(session_holder(s)->peer, EXPORT_PEER_SIZE, "%s", peer);
 	enum export_claim_result cr = export_table_claim(&srv->exports, busid, session_holder(s),
 							  &info);
 	if (cr != EXPORT_CLAIMED) {
@@ -243,6 +245,8 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 		send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_DEV_ERR);
 		goto err_release;
 	}
+	struct metrics_device *md = srv->cfg.metrics ? metrics_device(srv->cfg.metrics, busid) : NULL;
+	session_set_observers(s, md, srv->cfg.trace);
 
 	uint8_t reply[USBIP_OP_COMMON_SIZE + USBIP_DEVICE_RECORD_SIZE];
 	struct usbip_device_record rec;

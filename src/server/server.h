@@ -11,7 +11,9 @@
 #include "server/auth_hosts.h"
 #include "server/export_table.h"
 #include "server/notify_hub.h"
+#include "server/metrics.h"
 #include "server/session.h"
+#include "server/trace.h"
 
 #define SERVER_DEFAULT_PORT "3240"
 #define SERVER_MAX_LISTEN_FDS 8
@@ -38,6 +40,10 @@ struct server_config {
 	 * ST_NA for an import and a closed connection for a device list.
 	 * Default on; false keeps the token on the notify channel only. */
 	bool import_auth;
+	/* Optional, not owned, must outlive the server: per-device counters
+	 * (metrics.h) and the --trace sink (trace.h). */
+	struct metrics *metrics;
+	const struct trace *trace;
 	unsigned auth_grace_ms;      /* default AUTH_HOSTS_DEFAULT_GRACE_MS */
 };
 

@@ -61,6 +61,14 @@ struct export_holder *session_holder(struct session *s)
 	return &s->holder;
 }
 
+void session_set_observers(struct session *s, struct metrics_device *m, const struct trace *t)
+{
+	s->metrics = m;
+	s->trace = t && t->enabled ? t : NULL;
+	snprintf(s->who, sizeof(s->who), "%s %s", s->info.busid, s->peer);
+	metrics_count_session(m);
+}
+
 void session_set_need_reset(struct session *s, bool need)
 {
 	s->need_reset = need;

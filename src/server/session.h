@@ -16,6 +16,8 @@
 #include "backend/backend.h"
 #include "server/engine.h"
 #include "server/export_table.h"
+#include "server/metrics.h"
+#include "server/trace.h"
 
 /* Each limit applies twice: to URBs at the device (more fail at once with
  * -ENOMEM) and to replies not yet written (more stop the reader until the
@@ -43,6 +45,10 @@ struct export_holder *session_holder(struct session *s);
  * can (an interface that cannot be claimed fails its URBs with -EPERM later).
  * Returns 0 or a negative Linux errno when the device cannot be opened. */
 int session_open_device(struct session *s, const struct bk_device_info *info);
+
+/* What the session reports to: a device's counters (may be NULL) and the
+ * trace (may be NULL). Before session_run. */
+void session_set_observers(struct session *s, struct metrics_device *m, const struct trace *t);
 
 /* Reset the device before serving: the last session on it ended without its
  * closing reset (or none is known, e.g. the server just started). */

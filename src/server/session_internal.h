@@ -109,6 +109,9 @@ struct session {
 	struct export_holder holder;
 	char peer[64];
 	bool need_reset;            /* before the session: the last one ended uncleanly */
+	struct metrics_device *metrics; /* NULL: not counted */
+	const struct trace *trace;  /* NULL or disabled: no trace lines */
+	char who[USBIP_BUSID_SIZE + 72]; /* "BUSID PEER" for trace lines */
 
 	/* Endpoint state, state_lock. */
 	pthread_mutex_t state_lock;

@@ -248,6 +248,8 @@ static bool handle_header(struct session *s, const uint8_t *raw)
 			 usbip_codec_strerror(rc));
 		return false;
 	}
+	if (s->trace)
+		trace_cmd(s->trace, s->who, &h);
 	if (h.devid != s->devid) {
 		log_warn("session %s: devid 0x%08x is not the imported 0x%08x, closing", s->peer,
 			 h.devid, s->devid);

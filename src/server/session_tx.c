@@ -51,6 +51,8 @@ int session_tx_ret_unlink(struct session *s, uint32_t seqnum, int32_t status)
 		.u.ret_unlink.status = status,
 	};
 	usbip_header_encode(&h, m->hdr, sizeof(m->hdr));
+	if (s->trace)
+		trace_ret(s->trace, s->who, &h, 0, false);
 	m->cost = sizeof(*m);
 	m->release = release_unlink_msg;
 	s->n_urbs++;

@@ -317,6 +317,7 @@ void session_urb_finish(struct session *s, struct urb *u)
 
 	if (u->n_unlinks > 0 && t->status == -LNX_ECONNRESET) {
 		/* The unlink won: its RET_UNLINK is the only answer. */
+		metrics_count_unlink(s->metrics, true);
 		for (unsigned i = 0; i < u->n_unlinks; i++)
 			session_tx_ret_unlink(s, u->unlink_seqnum[i], -LNX_ECONNRESET);
 		s->n_urbs--;
@@ -351,6 +352,9 @@ void session_urb_finish(struct session *s, struct urb *u)
 		data_len = in ? ret->actual_length : 0;
 	}
 	usbip_header_encode(&r, u->reply.hdr, sizeof(u->reply.hdr));
+	metrics_count_urb(s->metrics, in, ret->actual_length, ret->status);
+	if (s->trace)
+		trace_ret(s->trace, s->who, &r, u->cmd.ep, in);
 	u->reply.part[0] = (struct iovec){ data, data_len };
 	u->reply.release = release_ret_submit;
 	u->reply.cost = u->cost;
@@ -358,6 +362,8 @@ void session_urb_finish(struct session *s, struct urb *u)
 
 	/* It completed before the unlink could win: the RET_SUBMIT stands and
 	 * the unlink is answered after it with status 0. */
+	if (u->n_unlinks > 0)
+		metrics_count_unlink(s->metrics, false);
 	for (unsigned i = 0; i < u->n_unlinks; i++)
 		session_tx_ret_unlink(s, u->unlink_seqnum[i], 0);
 }

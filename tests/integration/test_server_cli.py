@@ -278,6 +278,29 @@ class RunningServer(unittest.TestCase):
                 ("usbip_notify_notify_subscribers", None)] == 1, what="subscriber gauge")
             samples, _ = self.parse_metrics(self.scrape()[2])
             self.assertEqual(samples[("usbip_notify_sessions", None)], 1)
+            self.assertEqual(samples[("usbip_notify_device_sessions_total", "1-1")], 1)
+            # One GET_DESCRIPTOR(device) through the session is counted.
+            record = b""
+            while len(record) < 312:
+                chunk = conn.recv(312 - len(record))
+                self.assertTrue(chunk, "import reply cut short")
+                record += chunk
+            busnum, devnum = struct.unpack(">II", record[288:296])
+            setup = bytes([0x80, 0x06, 0x00, 0x01, 0x00, 0x00, 18, 0x00])
+            conn.sendall(struct.pack(">IIIIIIIiIi", 1, 1, busnum << 16 | devnum, 1, 0,
+                                     0x200, 18, 0, 0, 0) + setup)
+            reply = b""
+            while len(reply) < 48 + 18:
+                chunk = conn.recv(48 + 18 - len(reply))
+                self.assertTrue(chunk, "RET_SUBMIT cut short")
+                reply += chunk
+            command, seqnum = struct.unpack(">II", reply[:8])
+            status, actual = struct.unpack(">iI", reply[20:28])
+            self.assertEqual((command, seqnum, status, actual), (3, 1, 0, 18))
+            samples, _ = self.parse_metrics(self.scrape()[2])
+            self.assertEqual(samples[("usbip_notify_device_urbs_total", "1-1")], 1)
+            self.assertEqual(samples[("usbip_notify_device_bytes_in_total", "1-1")], 18)
+            self.assertEqual(samples[("usbip_notify_device_urb_errors_total", "1-1")], 0)
             conn.close()
         self.assertEqual(self.scrape("/nope")[0], "HTTP/1.0 404 Not Found")
 

@@ -11,6 +11,8 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +29,38 @@
 #define ZERO_VID 0x0525
 #define ZERO_PID 0xa4a0
 
+/* --trace lines a test collected (the server's engine thread writes them). */
+struct trace_lines {
+	pthread_mutex_t lock;
+	char text[8192];
+	size_t len;
+};
+
 struct fixture {
 	struct backend *sim;
 	struct server *srv;
 	const char *host;
 	char port[8];
+	struct trace trace;
+	struct trace_lines lines;
 };
 
-static int start_fixture(void **state, const char *host, unsigned max_urbs)
+static void collect_trace(void *ctx, const char *line)
+{
+	struct trace_lines *l = ctx;
+	pthread_mutex_lock(&l->lock);
+	int n = snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s\n", line);
+	if (n > 0 && (size_t)n < sizeof(l->text) - l->len)
+		l->len += (size_t)n;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static int start_fixture_traced(void **state, const char *host, unsigned max_urbs, bool trace)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
+	pthread_mutex_init(&f->lines.lock, NULL);
+	f->trace = (struct trace){ .enabled = trace, .emit = collect_trace, .ctx = &f->lines };
 	f->sim = sim_backend_new("zero,zero");
 	assert_non_null(f->sim);
 	struct server_config cfg;
@@ -46,6 +69,7 @@ static int start_fixture(void **state, const char *host, unsigned max_urbs)
 	cfg.port = "0";
 	if (max_urbs)
 		cfg.limits.max_urbs = max_urbs;
+	cfg.trace = &f->trace;
 	f->host = host;
 	f->srv = server_new(f->sim, &cfg);
 	assert_non_null(f->srv);
@@ -53,6 +77,16 @@ static int start_fixture(void **state, const char *host, unsigned max_urbs)
 	snprintf(f->port, sizeof(f->port), "%d", server_port(f->srv));
 	*state = f;
 	return 0;
+}
+
+static int start_fixture(void **state, const char *host, unsigned max_urbs)
+{
+	return start_fixture_traced(state, host, max_urbs, false);
+}
+
+static int setup_trace(void **state)
+{
+	return start_fixture_traced(state, "127.0.0.1", 0, true);
 }
 
 static int setup(void **state)
@@ -81,6 +115,7 @@ static int teardown(void **state)
 	assert_int_equal(sim_pending_transfers(f->sim), 0);
 	assert_int_equal(sim_claimed_interfaces(f->sim), 0);
 	f->sim->ops->destroy(f->sim);
+	pthread_mutex_destroy(&f->lines.lock);
 	free(f);
 	return 0;
 }
@@ -784,6 +819,38 @@ static void test_unlink_before_its_submit(void **state)
 	uc_close(c);
 }
 
+/* --trace: one line per command and per reply, naming the device and the
+ * peer, with seqnum, endpoint, direction, length and status. */
+static void test_trace_lines(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+	uint8_t data[5] = { 1, 2, 3, 4, 5 };
+	bulk(c, 7, USBIP_DIR_OUT, 2, sizeof(data), 0, data, &r);
+	uc_reply_free(&r);
+	assert_int_equal(uc_unlink(c, 8, 7), 0); /* answered: status 0 */
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+	uc_reply_free(&r);
+	uc_close(c);
+
+	pthread_mutex_lock(&f->lines.lock);
+	char text[sizeof(f->lines.text)];
+	memcpy(text, f->lines.text, sizeof(text));
+	pthread_mutex_unlock(&f->lines.lock);
+	/* Four lines: CMD_SUBMIT, RET_SUBMIT, CMD_UNLINK, RET_UNLINK. */
+	int n = 0;
+	for (const char *p = text; (p = strchr(p, '\n')); p++)
+		n++;
+	if (n != 4)
+		fail_msg("want 4 trace lines, got %d:\n%s", n, text);
+	assert_non_null(strstr(text, "1-1 127.0.0.1:"));
+	assert_non_null(strstr(text, "> SUBMIT seq=7 ep=2 out len=5"));
+	assert_non_null(strstr(text, "< SUBMIT seq=7 ep=2 out len=5 status=0"));
+	assert_non_null(strstr(text, "> UNLINK seq=8 victim=7"));
+	assert_non_null(strstr(text, "< UNLINK seq=8 status=0"));
+}
+
 static void test_unlink_twice(void **state)
 {
 	struct fixture *f = *state;
@@ -1335,6 +1402,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trace_lines, setup_trace, teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_before_its_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6, setup_ipv6, teardown),
