@@ -218,6 +218,24 @@ run_scenario() {
 		done
 	} > "$run_dir/env"
 
+	# The checkout and the build dir get their own read-only 9p shares,
+	# mounted at the same paths in the guest: the guest mounts a tmpfs over
+	# /tmp (and /run), which would hide a checkout there (a fresh clone, a CI
+	# workspace) from the host-root share.
+	local qemu_shares=() share_list="" i=0 d
+	for d in "$repo_dir" "$build_dir"; do
+		[ -n "$d" ] || continue
+		case "$d" in *[[:space:]]*)
+			note "cannot share a path with blanks into the guest: $d"; return 1 ;;
+		esac
+		# A build dir inside the checkout is covered by the checkout's share.
+		[ "$i" -gt 0 ] && [[ "$d/" == "$repo_dir/"* ]] && continue
+		qemu_shares+=(-virtfs "local,path=$(qemu_path "$d"),mount_tag=e2eshare$i,security_model=none,readonly=on,multidevs=remap")
+		share_list+="e2eshare$i:$d "
+		i=$((i + 1))
+	done
+	echo "E2E_SHARES=$(printf '%q' "$share_list")" >> "$run_dir/env"
+
 	note "scenario $scen (server: $server, kernel $kver)"
 	t0=$(date +%s.%N)
 	set +e
@@ -227,7 +245,7 @@ run_scenario() {
 		-append "console=ttyS0 panic=-1 log_buf_len=4M" \
 		-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
 		-virtfs "local,path=$(qemu_path "$run_dir"),mount_tag=results,security_model=none" \
-		-nic none "${qemu_extra[@]}" \
+		"${qemu_shares[@]}" -nic none "${qemu_extra[@]}" \
 		< /dev/null > "$console" 2>&1
 	rc=$?
 	set -e
