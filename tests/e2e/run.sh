@@ -88,18 +88,23 @@ kernel="/boot/vmlinuz-$kver"
 
 mkdir -p "$work_dir"
 
-# --- usbtest_run ---------------------------------------------------------------
+# --- guest tools (usbtest_run, guestbench) ------------------------------------
+# From the build dir when it has them, else compiled into work/bin; the guest
+# finds guestbench next to usbtest_run.
 usbtest_run=""
-if [ -n "$build_dir" ] && [ -x "$build_dir/tests/e2e/usbtest_run" ]; then
+if [ -n "$build_dir" ] && [ -x "$build_dir/tests/e2e/usbtest_run" ] &&
+	[ -x "$build_dir/tests/e2e/guestbench" ]; then
 	usbtest_run="$build_dir/tests/e2e/usbtest_run"
 else
 	usbtest_run="$work_dir/bin/usbtest_run"
-	src="$e2e_dir/tools/usbtest_run.c"
-	if [ ! -x "$usbtest_run" ] || [ "$src" -nt "$usbtest_run" ]; then
-		mkdir -p "$work_dir/bin"
-		cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -Wall -Wextra \
-			-o "$usbtest_run" "$src"
-	fi
+	mkdir -p "$work_dir/bin"
+	for tool in usbtest_run guestbench; do
+		src="$e2e_dir/tools/$tool.c"
+		if [ ! -x "$work_dir/bin/$tool" ] || [ "$src" -nt "$work_dir/bin/$tool" ]; then
+			cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -Wall -Wextra \
+				-o "$work_dir/bin/$tool" "$src"
+		fi
+	done
 fi
 
 # --- initramfs -------------------------------------------------------------------
@@ -213,6 +218,7 @@ run_scenario() {
 			"E2E_OURS_CMD=${E2E_OURS_CMD:-}" \
 			"E2E_USBTEST_CASES=${E2E_USBTEST_CASES:-}" \
 			"E2E_USBTEST_ARGS=${E2E_USBTEST_ARGS:-}" \
+			"E2E_BENCH_ROUNDS=${E2E_BENCH_ROUNDS:-}" \
 			"E2E_GUEST_TIMEOUT=$((boot_timeout - 40))"; do
 			printf '%s=%q\n' "${kv%%=*}" "${kv#*=}"
 		done
