@@ -62,7 +62,7 @@ load_log="$repo/tests/e2e/work/bench-hostload.txt"
 : > "$load_log"
 ( while :; do cut -d' ' -f1 /proc/loadavg >> "$load_log"; sleep 15; done ) &
 sampler=$!
-trap 'kill "$sampler" 2>/dev/null' EXIT
+trap 'kill "$sampler" 2>/dev/null || true' EXIT
 
 status=0
 E2E_BENCH_ROUNDS=$rounds "$repo/tests/e2e/run.sh" --server ours --build "$build" \
