@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Turns the guest benchmark's raw figures (bench-raw.txt, lines
 "ROUND MODE METRIC VALUE", written by tests/e2e/scenarios/bench.sh) into a
-Markdown table: the mean over rounds per mode, the ratios ours/kernel and
-ours/direct, and every round's own figure. Figures only, no verdict.
+Markdown table: the median over rounds per mode, the ratios ours/kernel and
+ours/direct of those, the range of the per-round ours/kernel ratios, and
+every round's own figure. Figures only, no verdict.
 
 Usage: guest_report.py RAW_FILE [--meta TEXT]
 """
@@ -70,6 +71,15 @@ def ratio(a, b):
     return f"{a / b:.2f}"
 
 
+def round_ratios(per_mode, a, b):
+    """min-max of a/b over the rounds that have both."""
+    ra, rb = per_mode.get(a, {}), per_mode.get(b, {})
+    vals = [ra[r] / rb[r] for r in ra if r in rb and rb[r]]
+    if len(vals) < 2:
+        return "–"
+    return f"{min(vals):.2f}–{max(vals):.2f}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("raw")
@@ -102,13 +112,13 @@ def main():
         print(f"- {args.meta}")
     for c in comments:
         print(f"- {c}")
-    print("- Figures are means over the rounds. Ratios are ours/kernel and ours/direct of")
-    print("  those figures: for MB/s and IOPS (↑) above 1 means ours is faster; for times,")
+    print("- Figures are medians over the rounds. Ratios are ours/kernel and ours/direct of")
+    print("  those figures (and the range of ours/kernel taken round by round): for MB/s and IOPS (↑) above 1 means ours is faster; for times,")
     print("  CPU and memory (↓) below 1 means ours is faster or smaller.")
     print("  TCG makes absolute speeds meaningless: read the ratios.")
     print()
-    print("| figure | | ours | kernel | direct | ours/kernel | ours/direct |")
-    print("|---|---|---|---|---|---|---|")
+    print("| figure | | ours | kernel | direct | ours/kernel | per round | ours/direct |")
+    print("|---|---|---|---|---|---|---|---|")
     known = set()
     for metric, label, better in ROWS:
         known.add(metric)
@@ -117,16 +127,18 @@ def main():
         means = {}
         for m, _ in MODES:
             vals = list(data[metric].get(m, {}).values())
-            means[m] = statistics.mean(vals) if vals else None
+            means[m] = statistics.median(vals) if vals else None
         arrow = {"hi": "↑", "lo": "↓"}.get(better, "")
         print(f"| {label} | {arrow} | {fmt(means['O'])} | {fmt(means['K'])} | {fmt(means['D'])} "
-              f"| {ratio(means['O'], means['K'])} | {ratio(means['O'], means['D'])} |")
+              f"| {ratio(means['O'], means['K'])} | {round_ratios(data[metric], 'O', 'K')} "
+              f"| {ratio(means['O'], means['D'])} |")
     extra = sorted(set(data) - known)
     for metric in extra:
         vals = {m: list(data[metric].get(m, {}).values()) for m, _ in MODES}
-        means = {m: (statistics.mean(v) if v else None) for m, v in vals.items()}
+        means = {m: (statistics.median(v) if v else None) for m, v in vals.items()}
         print(f"| {metric} | | {fmt(means['O'])} | {fmt(means['K'])} | {fmt(means['D'])} "
-              f"| {ratio(means['O'], means['K'])} | {ratio(means['O'], means['D'])} |")
+              f"| {ratio(means['O'], means['K'])} | {round_ratios(data[metric], 'O', 'K')} "
+              f"| {ratio(means['O'], means['D'])} |")
 
     print()
     print("## Per round")
