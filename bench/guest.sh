@@ -47,7 +47,11 @@ print(next((o["value"] for o in opts if o["name"] == "buildtype"), "?"))' \
 # What the guest runs: our server and client, and the guest tools (compiled by
 # run.sh into tests/e2e/work/bin when the build dir has no tests).
 targets=(src/server/usbip-notify-server src/client/usbip-notify-client)
-[ ! -d "$build/tests/e2e" ] || targets+=(tests/e2e/usbtest_run tests/e2e/guestbench)
+# A build of an older tree (a "before" run) may lack guestbench: run.sh
+# compiles both tools itself then.
+if ninja -C "$build" -t targets all 2>/dev/null | grep -q '^tests/e2e/guestbench:'; then
+	targets+=(tests/e2e/usbtest_run tests/e2e/guestbench)
+fi
 ninja -C "$build" "${targets[@]}" >/dev/null
 
 mkdir -p "$repo/tests/e2e/work"
