@@ -49,7 +49,7 @@ print(next((o["value"] for o in opts if o["name"] == "buildtype"), "?"))' \
 targets=(src/server/usbip-notify-server src/client/usbip-notify-client)
 # A build of an older tree (a "before" run) may lack guestbench: run.sh
 # compiles both tools itself then.
-if ninja -C "$build" -t targets all 2>/dev/null | grep -q '^tests/e2e/guestbench:'; then
+if ninja -C "$build" -t targets all 2>/dev/null | grep '^tests/e2e/guestbench:' >/dev/null; then
 	targets+=(tests/e2e/usbtest_run tests/e2e/guestbench)
 fi
 ninja -C "$build" "${targets[@]}" >/dev/null
