@@ -88,18 +88,23 @@ kernel="/boot/vmlinuz-$kver"
 
 mkdir -p "$work_dir"
 
-# --- usbtest_run ---------------------------------------------------------------
+# --- guest tools (usbtest_run, guestbench) ------------------------------------
+# From the build dir when it has them, else compiled into work/bin; the guest
+# finds guestbench next to usbtest_run.
 usbtest_run=""
-if [ -n "$build_dir" ] && [ -x "$build_dir/tests/e2e/usbtest_run" ]; then
+if [ -n "$build_dir" ] && [ -x "$build_dir/tests/e2e/usbtest_run" ] &&
+	[ -x "$build_dir/tests/e2e/guestbench" ]; then
 	usbtest_run="$build_dir/tests/e2e/usbtest_run"
 else
 	usbtest_run="$work_dir/bin/usbtest_run"
-	src="$e2e_dir/tools/usbtest_run.c"
-	if [ ! -x "$usbtest_run" ] || [ "$src" -nt "$usbtest_run" ]; then
-		mkdir -p "$work_dir/bin"
-		cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -Wall -Wextra \
-			-o "$usbtest_run" "$src"
-	fi
+	mkdir -p "$work_dir/bin"
+	for tool in usbtest_run guestbench; do
+		src="$e2e_dir/tools/$tool.c"
+		if [ ! -x "$work_dir/bin/$tool" ] || [ "$src" -nt "$work_dir/bin/$tool" ]; then
+			cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -Wall -Wextra \
+				-o "$work_dir/bin/$tool" "$src"
+		fi
+	done
 fi
 
 # --- initramfs -------------------------------------------------------------------
@@ -213,10 +218,29 @@ run_scenario() {
 			"E2E_OURS_CMD=${E2E_OURS_CMD:-}" \
 			"E2E_USBTEST_CASES=${E2E_USBTEST_CASES:-}" \
 			"E2E_USBTEST_ARGS=${E2E_USBTEST_ARGS:-}" \
+			"E2E_BENCH_ROUNDS=${E2E_BENCH_ROUNDS:-}" \
 			"E2E_GUEST_TIMEOUT=$((boot_timeout - 40))"; do
 			printf '%s=%q\n' "${kv%%=*}" "${kv#*=}"
 		done
 	} > "$run_dir/env"
+
+	# The checkout and the build dir get their own read-only 9p shares,
+	# mounted at the same paths in the guest: the guest mounts a tmpfs over
+	# /tmp (and /run), which would hide a checkout there (a fresh clone, a CI
+	# workspace) from the host-root share.
+	local qemu_shares=() share_list="" i=0 d
+	for d in "$repo_dir" "$build_dir"; do
+		[ -n "$d" ] || continue
+		case "$d" in *[[:space:]]*)
+			note "cannot share a path with blanks into the guest: $d"; return 1 ;;
+		esac
+		# A build dir inside the checkout is covered by the checkout's share.
+		[ "$i" -gt 0 ] && [[ "$d/" == "$repo_dir/"* ]] && continue
+		qemu_shares+=(-virtfs "local,path=$(qemu_path "$d"),mount_tag=e2eshare$i,security_model=none,readonly=on,multidevs=remap")
+		share_list+="e2eshare$i:$d "
+		i=$((i + 1))
+	done
+	echo "E2E_SHARES=$(printf '%q' "$share_list")" >> "$run_dir/env"
 
 	note "scenario $scen (server: $server, kernel $kver)"
 	t0=$(date +%s.%N)
@@ -227,7 +251,7 @@ run_scenario() {
 		-append "console=ttyS0 panic=-1 log_buf_len=4M" \
 		-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
 		-virtfs "local,path=$(qemu_path "$run_dir"),mount_tag=results,security_model=none" \
-		-nic none "${qemu_extra[@]}" \
+		"${qemu_shares[@]}" -nic none "${qemu_extra[@]}" \
 		< /dev/null > "$console" 2>&1
 	rc=$?
 	set -e

@@ -1,0 +1,341 @@
+#!/bin/bash
+# e2e-timeout: 1800
+# bench: the guest benchmark behind bench/guest.sh. NOT a test and not in the
+# e2e suite (meson lists scenarios by name): it prints figures, never judges
+# speed. Checks here only say whether a step of the harness worked.
+#
+# One boot, E2E_BENCH_ROUNDS rounds (default 2). Each round runs three modes
+# on the same dummy_hcd gadgets, in the order O K D on odd rounds and D K O on
+# even ones (mirrored, so a linear drift of the machine cancels over two):
+#   O  our usbip-notify-server, stock `usbip attach` onto vhci_hcd
+#   K  the kernel's usbip-host + usbipd, stock `usbip attach`
+#   D  direct: the gadget's own copy on the dummy_hcd bus, no USB/IP
+# Phases per round: mass storage (O_DIRECT seq write/read at 1 MiB and
+# 64 KiB, 4 KiB random reads, attach -> first read, CPU and RSS), usbtest
+# case times, hotplug (O: plug -> attached by our client daemon and its
+# breakdown; O and K: unplug -> vhci port free).
+# Raw figures go to $E2E_RESULTS/bench-raw.txt, one "ROUND MODE METRIC VALUE"
+# per line; bench/guest_report.py turns them into the table.
+. "$E2E_ROOT/lib/common.sh"
+. "$E2E_ROOT/lib/gadget.sh"
+. "$E2E_ROOT/lib/server.sh"
+. "$E2E_ROOT/lib/client.sh"
+. "$E2E_ROOT/lib/devfind.sh"
+. "$E2E_ROOT/lib/blockdev.sh"
+
+BUSID=1-1
+ROUNDS=${E2E_BENCH_ROUNDS:-2}
+GB="$(dirname "$E2E_USBTEST_RUN")/guestbench"
+CLIENT_BIN="$E2E_BUILD/src/client/usbip-notify-client"
+RAW="$E2E_RESULTS/bench-raw.txt"
+MS_MB=48                      # the gadget's disk
+XFER=$((32 * 1024 * 1024))    # bytes per sequential run
+RAND_COUNT=1000               # 4 KiB random reads per run
+UT_CASES=1,2,9,10,14,27,28
+UT_ARGS=${E2E_USBTEST_ARGS:-"-i 1000 -l 1024 -v 512 -g 32"} # testusb's defaults
+UDC=dummy_udc.0
+CLK_TCK=$(getconf CLK_TCK)
+CLIENT_STATE=/run/gb-client/state
+client_pid=""
+
+cleanup() {
+	[ -z "$client_pid" ] || kill -TERM "$client_pid" 2>/dev/null
+	client_detach_all >/dev/null 2>&1
+	E2E_SERVER=ours server_stop $BUSID
+	E2E_SERVER=kernel server_stop $BUSID
+	gadget_remove ms
+	gadget_remove zero
+}
+trap cleanup EXIT
+
+info() { echo "INFO: $*" | tee -a "$E2E_CHECKS"; }
+raw() { echo "$*" >> "$RAW"; log "raw: $*"; }
+miss() { info "round $1 mode $2: not measured: $3"; }
+kv() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<< " $2"; }
+mode_name() { case $1 in O) echo ours ;; K) echo kernel ;; D) echo direct ;; esac; }
+
+# The daemons' stderr goes through "guestbench relay TAG FILE": into FILE and,
+# line by line, into the kernel log as "gb-TAG: LINE", so their lines carry
+# kernel timestamps next to the USB core's and vhci's own.
+
+# --- process figures from /proc -------------------------------------------------
+# cpu_ticks PID...: utime+stime summed over the PIDs (every thread of each).
+cpu_ticks() {
+	local p f sum=0
+	for p in "$@"; do
+		read -r -a f < "/proc/$p/stat" 2>/dev/null || continue
+		# Fields after "(comm)"; comm has no blanks for the processes we read.
+		sum=$((sum + f[13] + f[14]))
+	done
+	echo "$sum"
+}
+# pids_named COMM...: pids whose comm is one of COMM.
+pids_named() {
+	local p c n
+	for p in /proc/[0-9]*; do
+		read -r c < "$p/comm" 2>/dev/null || continue
+		for n in "$@"; do
+			[ "$c" = "$n" ] && echo "${p#/proc/}"
+		done
+	done
+}
+# status_kb PID FIELD: VmHWM / VmRSS in kB.
+status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# per_gib TICKS BYTES: CPU seconds per GiB moved.
+per_gib() {
+	awk -v t="$1" -v hz="$CLK_TCK" -v b="$2" 'BEGIN { printf "%.2f\n", t / hz / (b / 1073741824) }'
+}
+
+# --- servers ----------------------------------------------------------------------
+ours_start() {
+	local cmd
+	cmd=$(ours_cmd)
+	[ -x "${cmd%% *}" ] || { log "our server is not built: ${cmd%% *}"; return 1; }
+	echo "=== start at $(cut -d' ' -f1 /proc/uptime)" >> "$server_log"
+	$cmd > >("$GB" relay srv "$server_log") 2>&1 < /dev/null &
+	server_pid=$!
+	wait_for 20 tcp_listening "$USBIP_PORT"
+}
+# mode_server_start MODE: the server of MODE exports $BUSID (D: nothing).
+mode_server_start() {
+	case $1 in
+	O) E2E_SERVER=ours; ours_start && wait_for 20 server_lists $BUSID ;;
+	K) E2E_SERVER=kernel; server_start $BUSID ;;
+	D) return 0 ;;
+	esac
+}
+mode_server_stop() {
+	case $1 in
+	O) E2E_SERVER=ours server_stop $BUSID ;;
+	K) E2E_SERVER=kernel server_stop $BUSID ;;
+	esac
+	return 0
+}
+detach_and_stop() {
+	client_detach_all >/dev/null 2>&1
+	wait_for 20 vhci_ports_free || log "vhci ports still busy"
+	mode_server_stop "$1"
+}
+
+# ms_to_zero: unplugs the mass-storage gadget and plugs gadget zero.
+ms_to_zero() {
+	gadget_unplug ms
+	wait_for 20 usb_not_found 1d6b 0104 local
+	gadget_plug zero $UDC
+}
+
+# --- phase 1: mass storage ----------------------------------------------------
+storage_mode() {
+	local r=$1 m=$2 dev out t0 c0 c1 k0 k1 v0 v1 stub vh bytes bs what
+	if [ "$m" = D ]; then
+		dev=$(usb_wait_blockdev /sys/bus/usb/devices/$BUSID 60) || { miss "$r" D "local disk"; return 1; }
+	else
+		mode_server_start "$m" || { miss "$r" "$m" "server start"; mode_server_stop "$m"; return 1; }
+		out=$(run_t 90 "$GB" attach-read 80 usbip attach -r 127.0.0.1 -b $BUSID) ||
+			{ miss "$r" "$m" "attach -> first read"; detach_and_stop "$m"; return 1; }
+		log "$m: $out"
+		dev=$(kv dev "$out")
+		raw "$r $m attach_cmd_s $(kv cmd "$out")"
+		raw "$r $m attach_disk_s $(kv disk "$out")"
+		raw "$r $m attach_read_s $(kv read "$out")"
+	fi
+	log "round $r mode $m: disk $dev"
+	stub=$(pids_named stub_rx stub_tx)
+	vh=$(pids_named vhci_rx vhci_tx)
+	# shellcheck disable=SC2086
+	{ k0=$(cpu_ticks $stub); v0=$(cpu_ticks $vh); }
+	[ "$m" = O ] && c0=$(cpu_ticks "$server_pid")
+	bytes=0
+	for bs in 1048576 65536; do
+		for what in write read; do
+			out=$(run_t 200 "$GB" seq-$what "$dev" $bs $XFER) ||
+				{ miss "$r" "$m" "seq $what bs=$bs"; continue; }
+			raw "$r $m ${what}_${bs}_mbps $(kv mbps "$out")"
+			bytes=$((bytes + XFER))
+		done
+	done
+	out=$(run_t 200 "$GB" rand-read "$dev" $RAND_COUNT) && {
+		raw "$r $m randread_4k_iops $(kv iops "$out")"
+		bytes=$((bytes + RAND_COUNT * 4096))
+	} || miss "$r" "$m" "random reads"
+	# shellcheck disable=SC2086
+	{ k1=$(cpu_ticks $stub); v1=$(cpu_ticks $vh); }
+	case $m in
+	O)
+		c1=$(cpu_ticks "$server_pid")
+		raw "$r O server_cpu_s_per_gib $(per_gib $((c1 - c0)) $bytes)"
+		raw "$r O server_vmhwm_kb $(status_kb "$server_pid" VmHWM)"
+		raw "$r O server_vmrss_kb $(status_kb "$server_pid" VmRSS)"
+		;;
+	K)
+		if [ -n "$stub" ]; then
+			raw "$r K server_cpu_s_per_gib $(per_gib $((k1 - k0)) $bytes)"
+		else
+			miss "$r" K "stub_rx/stub_tx threads not found"
+		fi
+		local up
+		up=$(pids_named usbipd | head -1)
+		[ -z "$up" ] || {
+			raw "$r K server_vmhwm_kb $(status_kb "$up" VmHWM)"
+			raw "$r K server_vmrss_kb $(status_kb "$up" VmRSS)"
+		}
+		;;
+	esac
+	[ "$m" = D ] || [ -z "$vh" ] || raw "$r $m vhci_kthreads_cpu_s_per_gib $(per_gib $((v1 - v0)) $bytes)"
+	[ "$m" = D ] || detach_and_stop "$m"
+}
+
+# --- phase 2: usbtest -------------------------------------------------------------
+usbtest_mode() {
+	local r=$1 m=$2 dev node out n secs
+	if [ "$m" = D ]; then
+		dev=/sys/bus/usb/devices/$BUSID
+	else
+		mode_server_start "$m" || { miss "$r" "$m" "server start (usbtest)"; mode_server_stop "$m"; return 1; }
+		client_attach 127.0.0.1 $BUSID || { miss "$r" "$m" "usbip attach (usbtest)"; detach_and_stop "$m"; return 1; }
+		dev=$(vhci_wait_dev 0525 a4a0 30)
+	fi
+	if [ -z "$dev" ] || ! wait_for 30 usb_iface_driver_is "$dev" 0 usbtest; then
+		miss "$r" "$m" "usbtest did not bind"
+		[ "$m" = D ] || detach_and_stop "$m"
+		return 1
+	fi
+	node=$(usb_devnode "$dev")
+	# shellcheck disable=SC2086
+	out=$("$E2E_USBTEST_RUN" -c $UT_CASES $UT_ARGS -t 90 -T 400 -k 1 "$node" 2>&1)
+	log "round $r mode $m usbtest: $(tr '\n' ';' <<< "$out")"
+	while read -r _ n res secs _; do
+		n=${n%:}
+		if [ "$res" = pass ]; then
+			raw "$r $m usbtest_${n}_s ${secs#[}"
+		else
+			miss "$r" "$m" "usbtest case $n: $res"
+		fi
+	done < <(grep '^case ' <<< "$out")
+	[ "$m" = D ] || detach_and_stop "$m"
+}
+
+# --- phase 3: hotplug -------------------------------------------------------------
+# dm_after MARK REGEX: seconds from the kernel log line holding MARK to the
+# first later line matching REGEX (kernel timestamps), or nothing.
+dm_after() {
+	awk -v mark="$1" -v re="$2" '
+		function ts(l) { sub(/^\[ */, "", l); sub(/\].*/, "", l); return l + 0 }
+		index($0, mark) { t0 = ts($0); after = 1; found = ""; next }
+		after && found == "" && $0 ~ re { found = ts($0) - t0 }
+		END { if (found != "") printf "%.3f\n", found }' "$DMESG_SNAP"
+}
+client_subscribed() { grep -q 'state=subscribed' "$CLIENT_STATE" 2>/dev/null; }
+client_attached() { grep -q 'attached=1$' "$CLIENT_STATE" 2>/dev/null; }
+
+hotplug_ours() {
+	local r=$1 mark out secs t e name client_log="$E2E_RESULTS/client.log"
+	gadget_unplug zero
+	wait_for 20 usb_not_found 0525 a4a0 local
+	ours_start || { miss "$r" O "server start (hotplug)"; return 1; }
+	mkdir -p "${CLIENT_STATE%/*}"
+	echo "=== round $r" >> "$client_log"
+	"$CLIENT_BIN" --server 127.0.0.1 --detach-on-exit --state-file "$CLIENT_STATE" \
+		> >("$GB" relay cli "$client_log") 2>&1 < /dev/null &
+	client_pid=$!
+	wait_for 20 client_subscribed || { miss "$r" O "client subscription"; return 1; }
+	mark="gb-mark plug round $r $RANDOM"
+	out=$(run_t 40 "$GB" plug "$GADGET_ROOT/zero/UDC" $UDC 30 "$mark") &&
+		raw "$r O plug_port_in_use_s $(kv secs "$out")" || miss "$r" O "plug -> vhci port in use"
+	wait_for 30 client_attached || miss "$r" O "client attached"
+	wait_for 30 usb_found 0525 a4a0 vhci
+	sleep 1
+	raw "$r O client_vmhwm_kb $(status_kb "$client_pid" VmHWM)"
+	raw "$r O client_vmrss_kb $(status_kb "$client_pid" VmRSS)"
+	DMESG_SNAP=/tmp/gb-dmesg.txt
+	dmesg > "$DMESG_SNAP"
+	# Events after the UDC write, kernel timestamps (seconds from the write).
+	for e in \
+		"plug_enum_start_s|usb 1-1: new .*USB device number" \
+		"plug_enum_done_s|usb 1-1: SerialNumber" \
+		"plug_server_sees_s|gb-srv: .*device 1-1 .*(plugged|arrived)" \
+		"plug_client_notified_s|gb-cli: .*: plugged 1-1" \
+		"plug_server_imported_s|gb-srv: .*imported 1-1" \
+		"plug_vhci_attach_written_s|vhci_hcd.*Device attached" \
+		"plug_client_attached_s|gb-cli: .*attached 1-1 from" \
+		"plug_copy_enumerated_s|usb ([2-9]|[1-9][0-9])-1: SerialNumber"; do
+		t=$(dm_after "$mark" "${e#*|}")
+		if [ -n "$t" ]; then raw "$r O ${e%%|*} $t"; else miss "$r" O "${e%%|*} (no log line)"; fi
+	done
+	# The client's own breakdown, when it logs one.
+	t=$(grep -a "attach 1-1 timing:" "$client_log" | tail -1)
+	if [ -n "$t" ]; then
+		for name in connect import vhci total; do
+			raw "$r O client_timing_${name}_ms $(kv $name "$t")"
+		done
+	fi
+	mark="gb-mark unplug round $r $RANDOM"
+	out=$(run_t 40 "$GB" plug "$GADGET_ROOT/zero/UDC" "" 30 "$mark") &&
+		raw "$r O unplug_port_free_s $(kv secs "$out")" || miss "$r" O "unplug -> port free"
+	dmesg > "$DMESG_SNAP"
+	t=$(dm_after "$mark" "gb-srv: .*device 1-1 .*(unplugged|left|gone)")
+	[ -z "$t" ] || raw "$r O unplug_server_sees_s $t"
+	kill -TERM "$client_pid" 2>/dev/null
+	wait_for 15 proc_gone "$client_pid"
+	client_pid=""
+	client_detach_all >/dev/null 2>&1
+	E2E_SERVER=ours server_stop $BUSID
+}
+
+hotplug_kernel() {
+	local r=$1 mark out
+	gadget_plug zero $UDC 2>/dev/null
+	wait_for 20 usb_found 0525 a4a0 local || { miss "$r" K "gadget replug"; return 1; }
+	E2E_SERVER=kernel
+	server_start $BUSID || { miss "$r" K "server start (hotplug)"; server_stop $BUSID; return 1; }
+	client_attach 127.0.0.1 $BUSID && wait_for 30 usb_found 0525 a4a0 vhci ||
+		{ miss "$r" K "attach (hotplug)"; detach_and_stop K; return 1; }
+	sleep 1
+	mark="gb-mark kernel unplug round $r $RANDOM"
+	out=$(run_t 40 "$GB" plug "$GADGET_ROOT/zero/UDC" "" 30 "$mark") &&
+		raw "$r K unplug_port_free_s $(kv secs "$out")" || miss "$r" K "unplug -> port free"
+	client_detach_all >/dev/null 2>&1
+	# The device is gone: forget the bind so usbip-host does not take it on replug.
+	sysfs_write /sys/bus/usb/drivers/usbip-host/match_busid "del $BUSID" 2>/dev/null
+	pkill_usbipd
+}
+
+# --- setup -------------------------------------------------------------------------
+: > "$RAW"
+log "bench: $ROUNDS rounds; guestbench $GB; server $(ours_cmd)"
+# Userspace lines into /dev/kmsg are rate limited by default.
+echo on > /proc/sys/kernel/printk_devkmsg
+require "guestbench and usbtest_run available" test -x "$GB" -a -x "$E2E_USBTEST_RUN"
+require "our client is built" test -x "$CLIENT_BIN"
+# udev with no rules: enough for libusb's hotplug events (docs/e2e.md).
+mkdir -p /run/gb-empty-rules
+mount --bind /run/gb-empty-rules /usr/lib/udev/rules.d
+mount --bind /run/gb-empty-rules /etc/udev/rules.d
+require "systemd-udevd started (no rules)" /lib/systemd/systemd-udevd --daemon
+require "modules loaded" eval 'gadget_init && load_modules usb-storage sd_mod usbtest vhci-hcd usbip-host'
+require "mass-storage gadget created" gadget_ms_create ms $MS_MB
+require "gadget zero created" gadget_zero_create zero
+{
+	echo "# kernel $(uname -r); $(nproc) vCPUs; rounds $ROUNDS; seq $((XFER >> 20)) MiB per run;"
+	echo "# random reads $RAND_COUNT x 4 KiB; usbtest cases $UT_CASES args $UT_ARGS; CLK_TCK $CLK_TCK"
+} >> "$RAW"
+
+for r in $(seq 1 "$ROUNDS"); do
+	if [ $((r % 2)) -eq 1 ]; then order="O K D"; else order="D K O"; fi
+	log "=== round $r: $order"
+	echo "# round $r order $order" >> "$RAW"
+	gadget_unplug zero
+	gadget_plug ms $UDC
+	check "round $r: mass storage plugged" wait_for 20 usb_found 1d6b 0104 local
+	for m in $order; do storage_mode "$r" "$m"; done
+	ms_to_zero
+	check "round $r: gadget zero plugged" wait_for 20 usb_found 0525 a4a0 local
+	for m in $order; do usbtest_mode "$r" "$m"; done
+	for m in $order; do
+		case $m in O) hotplug_ours "$r" ;; K) hotplug_kernel "$r" ;; esac
+	done
+	gadget_unplug zero
+	record PASS "round $r done"
+done
+check "no kernel oops/BUG/WARNING" no_kernel_trouble
+e2e_finish
