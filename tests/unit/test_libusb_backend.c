@@ -1098,6 +1098,67 @@ static void test_backend_reset_window(void **state)
 	b->ops->destroy(b);
 }
 
+/* The interleaving seen in a guest: a scan reads devnum while the reset
+ * has it at 0, then waits in bConfigurationValue (the reset holds the
+ * device lock; here a FIFO the test holds shut) until the device has its
+ * address back. Before, that scan listed "1-1" with devnum 0 next to the
+ * kept 1-1 (ARRIVED), and the next scan reported LEFT for 1-1. */
+static void test_backend_reset_race(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct libusb_backend_options opt;
+	struct hotplug_count seen = { 0, 0 };
+	struct timespec pause = { .tv_sec = 0, .tv_nsec = 200 * 1000 * 1000 };
+	char cfg[256], tmp[256];
+
+	snprintf(cfg, sizeof(cfg), "%s/bus/usb/devices/1-1/bConfigurationValue", fs->root);
+	snprintf(tmp, sizeof(tmp), "%s/bus/usb/devices/1-1/.cfg", fs->root);
+	libusb_backend_options_init(&opt);
+	opt.sysfs_root = fs->root;
+	opt.rescan_interval_ms = 5;
+	opt.use_hotplug = false;
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	backend_set_hotplug(b, count_hotplug, &seen);
+	assert_int_equal(b->ops->start(b), 0);
+	nanosleep(&pause, NULL);
+
+	for (int round = 0; round < 3; round++) {
+		/* The reset: address 0, and the configuration read blocks. */
+		put_text(fs, "bus/usb/devices/1-1/devnum", "0\n");
+		assert_int_equal(unlink(cfg), 0);
+		assert_int_equal(mkfifo(cfg, 0644), 0);
+		int fd = -1;
+
+		/* Opens once a scan has the FIFO open for reading, i.e. has read
+		 * devnum 0 and waits for the configuration. */
+		for (int i = 0; i < 400 && fd < 0; i++) {
+			fd = open(cfg, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+			if (fd < 0)
+				nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+		}
+		assert_true(fd >= 0);
+		/* The reset ends: its address back, the lock released. */
+		put_text(fs, "bus/usb/devices/1-1/devnum", "7\n");
+		FILE *f = fopen(tmp, "w");
+
+		assert_non_null(f);
+		fputs("1\n", f);
+		assert_int_equal(fclose(f), 0);
+		assert_int_equal(rename(tmp, cfg), 0);
+		assert_int_equal(write(fd, "1\n", 2), 2);
+		close(fd);
+		nanosleep(&pause, NULL); /* that scan, and many after it */
+		if (seen.arrived != 0 || seen.left != 0)
+			break;
+	}
+	b->ops->stop(b);
+	b->ops->destroy(b);
+	assert_int_equal(seen.arrived, 0); /* before: ARRIVED, then LEFT */
+	assert_int_equal(seen.left, 0);
+}
+
 static void test_uevent_wants_rescan(void **state)
 {
 	(void)state;
@@ -1382,6 +1443,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sysfs_mid_reset, fake_scan_setup,
 						fake_sysfs_teardown),
 		cmocka_unit_test_setup_teardown(test_backend_reset_window, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_backend_reset_race, fake_scan_setup,
 						fake_sysfs_teardown),
 		cmocka_unit_test(test_loop_fds_are_libusbs),
 		cmocka_unit_test(test_loop_dispatch_consumes),
