@@ -206,34 +206,6 @@ static void rescan_and_notify(struct lu_backend *b)
 	size_t nleft = lu_diff(fresh, nfresh, b->known, b->nknown, left);
 	size_t narrived = lu_diff(b->known, b->nknown, fresh, nfresh, arrived);
 
-#ifdef __linux__
-	/* A device whose files the scan could not read but that sysfs still
-	 * lists with the same numbers did not leave (a read raced with a
-	 * change of its attributes): keep it rather than report a departure
-	 * that would detach its clients. */
-	size_t kept = 0;
-
-	for (size_t i = 0; i < nleft; i++) {
-		const struct bk_device_info *o = &b->known[left[i]];
-		uint8_t bus, dev;
-
-		if (lu_sysfs_locate(b->sysfs_root, b->include_vhci, o->busid, &bus, &dev) < 0 ||
-		    bus != o->busnum || dev != o->devnum) {
-			left[kept++] = left[i];
-			continue;
-		}
-		struct bk_device_info *grown = realloc(fresh, (nfresh + 1) * sizeof(*grown));
-
-		if (grown == NULL) {
-			left[kept++] = left[i];
-			continue;
-		}
-		fresh = grown;
-		fresh[nfresh++] = *o;
-	}
-	nleft = kept;
-#endif
-
 	pthread_mutex_lock(&b->lock);
 	struct bk_device_info *old = b->known;
 

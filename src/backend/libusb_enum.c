@@ -201,9 +201,19 @@ int lu_scan(const struct lu_backend *b, const struct bk_device_info *prev, size_
 	    struct bk_device_info **out, size_t *count)
 {
 #ifdef __linux__
-	(void)prev;
-	(void)nprev;
-	return lu_sysfs_scan(b->sysfs_root, b->include_vhci, out, count);
+	int r = lu_sysfs_scan(b->sysfs_root, b->include_vhci, out, count);
+
+	if (r < 0)
+		return r;
+	/* A device that a reset or a configuration change makes unreadable
+	 * for a moment stays listed as it was. */
+	r = lu_sysfs_keep_present(b->sysfs_root, prev, nprev, out, count);
+	if (r < 0) {
+		free(*out);
+		*out = NULL;
+		*count = 0;
+	}
+	return r;
 #else
 	libusb_device **list = NULL;
 	struct bk_device_info *infos = NULL;

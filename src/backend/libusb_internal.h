@@ -146,8 +146,9 @@ uint32_t lu_sysfs_speed(const char *text);
  * device node. names are that directory's entries (interface entries
  * "BUSID:CFG.IF" give the interface classes). Returns 0, -LNX_ENOENT for
  * what we do not list (not a device, vhci copies unless include_vhci),
- * -LNX_ENODEV for a device whose files vanish under us, -LNX_EINVAL for
- * unparsable ones. */
+ * -LNX_ENODEV for a device whose files vanish under us, -LNX_EBUSY for one
+ * being reset (its devnum reads 0 until it has its address back),
+ * -LNX_EINVAL for unparsable ones. */
 int lu_sysfs_device_info(const char *root, bool include_vhci, const char *busid,
 			 char *const *names, size_t nnames, struct bk_device_info *info);
 
@@ -157,6 +158,23 @@ int lu_sysfs_device_info(const char *root, bool include_vhci, const char *busid,
  * tree is 0 devices. *out is malloc'ed (NULL when count is 0). */
 int lu_sysfs_scan(const char *root, bool include_vhci, struct bk_device_info **out,
 		  size_t *count);
+
+/* Whether known (a device an earlier scan listed) may still be there:
+ * false only when its sysfs entry is gone or its port now holds another
+ * device (a different non-zero devnum). Attributes that cannot be read or
+ * parsed for a moment, and the devnum 0 of a device being reset, keep it:
+ * resets, configuration changes and driver (un)binding do all that to a
+ * device that never left. */
+bool lu_sysfs_still_there(const char *root, const struct bk_device_info *known);
+
+/* Appends to *cur (a fresh scan, *ncur entries, malloc'ed) every entry of
+ * known whose busid the scan did not list but that lu_sysfs_still_there
+ * keeps, so that a scan racing with a reset or a configuration change
+ * reports no departure (and later no second arrival). A busid the scan
+ * lists under another devnum is a re-plug: the old entry is not kept.
+ * Returns 0 or -LNX_ENOMEM (then *cur holds what was appended so far). */
+int lu_sysfs_keep_present(const char *root, const struct bk_device_info *known, size_t nknown,
+			  struct bk_device_info **cur, size_t *ncur);
 
 /* Bus and device number of busid from sysfs; -LNX_ENODEV when absent (or
  * on a vhci bus unless include_vhci). */
@@ -190,9 +208,11 @@ int lu_device_info(const struct lu_backend *b, libusb_device *dev,
 		   struct bk_device_info *info);
 
 /* A snapshot of the present devices: on Linux from sysfs (current even
- * when libusb's hotplug never fires, and no libusb context needed), else
- * from the backend's own context, with prev's strings for devices it
- * describes. *out is malloc'ed (NULL when count is 0). */
+ * when libusb's hotplug never fires, and no libusb context needed), with
+ * prev's entries that the scan could not read but that are still there
+ * (lu_sysfs_keep_present); else from the backend's own context, with
+ * prev's strings for devices it describes. *out is malloc'ed (NULL when
+ * count is 0). */
 int lu_scan(const struct lu_backend *b, const struct bk_device_info *prev, size_t nprev,
 	    struct bk_device_info **out, size_t *count);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/libusb_map.h"
@@ -272,6 +273,11 @@ int lu_sysfs_device_info(const char *root, bool include_vhci, const char *busid,
 	info->busnum = (uint8_t)num[0].v;
 	if (num[0].v != strtoul(busid, NULL, 10) || num[0].v > 0xff)
 		return -LNX_EINVAL; /* bk_device_info keeps a byte, like libusb */
+	/* A port reset clears the device's address until SET_ADDRESS gives
+	 * the old one back (hub_port_finish_reset: update_devnum(udev, 0)):
+	 * not a device we can name by its numbers right now. */
+	if (num[1].v == 0)
+		return -LNX_EBUSY;
 	info->devnum = (uint8_t)num[1].v;
 	info->idVendor = (uint16_t)num[2].v;
 	info->idProduct = (uint16_t)num[3].v;
@@ -420,6 +426,52 @@ int lu_sysfs_locate(const char *root, bool include_vhci, const char *busid, uint
 		return -LNX_ENODEV;
 	*busnum = (uint8_t)bus;
 	*devnum = (uint8_t)dev;
+	return 0;
+}
+
+bool lu_sysfs_still_there(const char *root, const struct bk_device_info *known)
+{
+	char path[512];
+	struct stat st;
+	unsigned long v;
+
+	if (!busid_valid(known->busid))
+		return false;
+	int len = snprintf(path, sizeof(path), "%s/bus/usb/devices/%s", root, known->busid);
+
+	if (len < 0 || (size_t)len >= sizeof(path))
+		return false;
+	if (stat(path, &st) != 0)
+		return errno != ENOENT && errno != ENOTDIR; /* gone, else unreadable */
+	/* Unreadable, empty or 0 (mid-reset): the same device for all we know. */
+	if (read_uint(root, known->busid, "devnum", 10, 0xff, &v) == 0 && v != 0 &&
+	    v != known->devnum)
+		return false; /* the port holds another device now */
+	if (read_uint(root, known->busid, "busnum", 10, 0xffff, &v) == 0 && v != known->busnum)
+		return false;
+	return true;
+}
+
+int lu_sysfs_keep_present(const char *root, const struct bk_device_info *known, size_t nknown,
+			  struct bk_device_info **cur, size_t *ncur)
+{
+	for (size_t i = 0; i < nknown; i++) {
+		bool listed = false;
+
+		/* Listed under another device number: a re-plug, not kept. */
+		for (size_t j = 0; j < *ncur && !listed; j++)
+			listed = strcmp((*cur)[j].busid, known[i].busid) == 0;
+		if (listed || !lu_sysfs_still_there(root, &known[i]))
+			continue;
+		if (*ncur >= USBIP_MAX_DEVICES)
+			break;
+		struct bk_device_info *grown = realloc(*cur, (*ncur + 1) * sizeof(*grown));
+
+		if (grown == NULL)
+			return -LNX_ENOMEM;
+		*cur = grown;
+		(*cur)[(*ncur)++] = known[i];
+	}
 	return 0;
 }
 

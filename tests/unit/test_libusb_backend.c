@@ -932,6 +932,233 @@ static void test_backend_on_fake_sysfs(void **state)
 	b->ops->destroy(b);
 }
 
+static void remove_tree(const struct fake_sysfs *fs, const char *rel)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/%s'", fs->root, rel);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* 1-1 of fake_scan_setup as a port reset and a configuration change show
+ * it for a moment: the kernel clears its address until SET_ADDRESS
+ * (devnum reads 0), no active configuration (empty bConfigurationValue and
+ * bNumInterfaces), interface directories removed. */
+static void put_mid_reset(const struct fake_sysfs *fs)
+{
+	put_text(fs, "bus/usb/devices/1-1/devnum", "0\n");
+	put_text(fs, "bus/usb/devices/1-1/bConfigurationValue", "\n");
+	put_text(fs, "bus/usb/devices/1-1/bNumInterfaces", "\n");
+	remove_tree(fs, "bus/usb/devices/1-1:1.0");
+	remove_tree(fs, "bus/usb/devices/1-1:1.1");
+}
+
+static void put_after_reset(const struct fake_sysfs *fs)
+{
+	const struct attr_file ifc[] = {
+		{ "bInterfaceClass", "ff\n" }, { "bInterfaceSubClass", "01\n" },
+		{ "bInterfaceProtocol", "02\n" }, { NULL, NULL },
+	};
+
+	put_attrs(fs, "1-1:1.0", ifc);
+	put_attrs(fs, "1-1:1.1", ifc);
+	put_text(fs, "bus/usb/devices/1-1/bNumInterfaces", " 2\n");
+	put_text(fs, "bus/usb/devices/1-1/bConfigurationValue", "1\n");
+	put_text(fs, "bus/usb/devices/1-1/devnum", "7\n");
+}
+
+/* The pure helpers: a device mid-reset is not listed by a scan, but one a
+ * scan listed before is still there; a new devnum or a vanished directory
+ * is a departure. */
+static void test_sysfs_mid_reset(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct bk_device_info info;
+	struct bk_device_info *devs = NULL;
+	size_t n = 0;
+
+	assert_int_equal(lu_sysfs_scan(fs->root, false, &devs, &n), 0);
+	assert_non_null(find_busid(devs, n, "1-1"));
+	const struct bk_device_info known = *find_busid(devs, n, "1-1");
+
+	free(devs);
+	assert_int_equal(known.bNumInterfaces, 2);
+	assert_true(lu_sysfs_still_there(fs->root, &known));
+	put_mid_reset(fs);
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info),
+			 -LNX_EBUSY);
+	assert_int_equal(lu_sysfs_scan(fs->root, false, &devs, &n), 0);
+	assert_null(find_busid(devs, n, "1-1"));
+	assert_true(lu_sysfs_still_there(fs->root, &known));
+
+	/* The scan misses it; the known entry is kept, once. */
+	assert_int_equal(lu_sysfs_keep_present(fs->root, &known, 1, &devs, &n), 0);
+	const struct bk_device_info *k = find_busid(devs, n, "1-1");
+
+	assert_non_null(k);
+	assert_int_equal(k->devnum, 7);
+	assert_int_equal(k->bNumInterfaces, 2);
+	size_t before = n;
+
+	assert_int_equal(lu_sysfs_keep_present(fs->root, &known, 1, &devs, &n), 0);
+	assert_int_equal(n, before); /* already listed */
+	free(devs);
+
+	/* Attributes unreadable for a moment: still there. */
+	put_text(fs, "bus/usb/devices/1-1/devnum", "\n");
+	assert_true(lu_sysfs_still_there(fs->root, &known));
+	put_text(fs, "bus/usb/devices/1-1/devnum", "zz\n");
+	assert_true(lu_sysfs_still_there(fs->root, &known));
+
+	/* Back from the reset with its address: listed as the same device. */
+	put_after_reset(fs);
+	assert_int_equal(lu_sysfs_device_info(fs->root, false, "1-1", NULL, 0, &info), 0);
+	assert_true(lu_same_device(&info, &known));
+
+	/* Another device on the port (a new devnum): gone, and not kept next
+	 * to the new one. */
+	put_text(fs, "bus/usb/devices/1-1/devnum", "8\n");
+	assert_false(lu_sysfs_still_there(fs->root, &known));
+	assert_int_equal(lu_sysfs_scan(fs->root, false, &devs, &n), 0);
+	before = n;
+	assert_int_equal(lu_sysfs_keep_present(fs->root, &known, 1, &devs, &n), 0);
+	assert_int_equal(n, before);
+	assert_int_equal(find_busid(devs, n, "1-1")->devnum, 8);
+	free(devs);
+
+	/* Unplugged: its directory is gone. */
+	remove_tree(fs, "bus/usb/devices/1-1");
+	assert_false(lu_sysfs_still_there(fs->root, &known));
+}
+
+/* The backend rescanning (no udev daemon) while the server resets a device
+ * for a session and the client sets its configuration: no departure, no
+ * second arrival, and enumerate keeps listing it. Before, a scan in that
+ * window listed "1-1" with devnum 0, which the diff took for another
+ * device: a false LEFT that killed the session. Only a new devnum on the
+ * port, or the directory gone, is reported. */
+static void test_backend_reset_window(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct libusb_backend_options opt;
+	struct hotplug_count seen = { 0, 0 };
+	struct timespec pause = { .tv_sec = 0, .tv_nsec = 200 * 1000 * 1000 };
+
+	libusb_backend_options_init(&opt);
+	opt.sysfs_root = fs->root;
+	opt.rescan_interval_ms = 5;
+	opt.use_hotplug = false; /* the rescan is the only source */
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	backend_set_hotplug(b, count_hotplug, &seen);
+	assert_int_equal(b->ops->start(b), 0);
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.arrived, 0);
+	assert_int_equal(seen.left, 0);
+
+	for (int round = 0; round < 3; round++) {
+		put_mid_reset(fs);
+		nanosleep(&pause, NULL); /* dozens of rescans */
+		assert_int_equal(seen.left, 0);
+		assert_int_equal(seen.arrived, 0);
+
+		struct bk_device_info *devs = NULL;
+		size_t n = 0;
+
+		assert_int_equal(b->ops->enumerate(b, &devs, &n), 0);
+		const struct bk_device_info *g = find_busid(devs, n, "1-1");
+
+		assert_non_null(g);
+		assert_int_equal(g->devnum, 7);
+		free(devs);
+
+		put_after_reset(fs);
+		nanosleep(&pause, NULL);
+		assert_int_equal(seen.left, 0);
+		assert_int_equal(seen.arrived, 0);
+	}
+
+	/* A re-plug on the same port: one departure, one arrival. */
+	put_text(fs, "bus/usb/devices/1-1/devnum", "8\n");
+	for (int i = 0; i < 100 && (seen.left == 0 || seen.arrived == 0); i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	nanosleep(&pause, NULL);
+	assert_int_equal(seen.left, 1);
+	assert_int_equal(seen.arrived, 1);
+
+	/* Unplugged: its directory goes. */
+	remove_tree(fs, "bus/usb/devices/1-1");
+	for (int i = 0; i < 100 && seen.left < 2; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	nanosleep(&pause, NULL);
+	b->ops->stop(b);
+	assert_int_equal(seen.left, 2);
+	assert_int_equal(seen.arrived, 1);
+	b->ops->destroy(b);
+}
+
+/* The interleaving seen in a guest: a scan reads devnum while the reset
+ * has it at 0, then waits in bConfigurationValue (the reset holds the
+ * device lock; here a FIFO the test holds shut) until the device has its
+ * address back. Before, that scan listed "1-1" with devnum 0 next to the
+ * kept 1-1 (ARRIVED), and the next scan reported LEFT for 1-1. */
+static void test_backend_reset_race(void **state)
+{
+	const struct fake_sysfs *fs = *state;
+	struct libusb_backend_options opt;
+	struct hotplug_count seen = { 0, 0 };
+	struct timespec pause = { .tv_sec = 0, .tv_nsec = 200 * 1000 * 1000 };
+	char cfg[256], tmp[256];
+
+	snprintf(cfg, sizeof(cfg), "%s/bus/usb/devices/1-1/bConfigurationValue", fs->root);
+	snprintf(tmp, sizeof(tmp), "%s/bus/usb/devices/1-1/.cfg", fs->root);
+	libusb_backend_options_init(&opt);
+	opt.sysfs_root = fs->root;
+	opt.rescan_interval_ms = 5;
+	opt.use_hotplug = false;
+	struct backend *b = libusb_backend_new(&opt);
+
+	assert_non_null(b);
+	backend_set_hotplug(b, count_hotplug, &seen);
+	assert_int_equal(b->ops->start(b), 0);
+	nanosleep(&pause, NULL);
+
+	for (int round = 0; round < 3; round++) {
+		/* The reset: address 0, and the configuration read blocks. */
+		put_text(fs, "bus/usb/devices/1-1/devnum", "0\n");
+		assert_int_equal(unlink(cfg), 0);
+		assert_int_equal(mkfifo(cfg, 0644), 0);
+		int fd = -1;
+
+		/* Opens once a scan has the FIFO open for reading, i.e. has read
+		 * devnum 0 and waits for the configuration. */
+		for (int i = 0; i < 400 && fd < 0; i++) {
+			fd = open(cfg, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+			if (fd < 0)
+				nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+		}
+		assert_true(fd >= 0);
+		/* The reset ends: its address back, the lock released. */
+		put_text(fs, "bus/usb/devices/1-1/devnum", "7\n");
+		FILE *f = fopen(tmp, "w");
+
+		assert_non_null(f);
+		fputs("1\n", f);
+		assert_int_equal(fclose(f), 0);
+		assert_int_equal(rename(tmp, cfg), 0);
+		assert_int_equal(write(fd, "1\n", 2), 2);
+		close(fd);
+		nanosleep(&pause, NULL); /* that scan, and many after it */
+		if (seen.arrived != 0 || seen.left != 0)
+			break;
+	}
+	b->ops->stop(b);
+	b->ops->destroy(b);
+	assert_int_equal(seen.arrived, 0); /* before: ARRIVED, then LEFT */
+	assert_int_equal(seen.left, 0);
+}
+
 static void test_uevent_wants_rescan(void **state)
 {
 	(void)state;
@@ -1212,6 +1439,12 @@ int main(void)
 		cmocka_unit_test(test_sysfs_speed),
 		cmocka_unit_test(test_uevent_wants_rescan),
 		cmocka_unit_test_setup_teardown(test_backend_on_fake_sysfs, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_sysfs_mid_reset, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_backend_reset_window, fake_scan_setup,
+						fake_sysfs_teardown),
+		cmocka_unit_test_setup_teardown(test_backend_reset_race, fake_scan_setup,
 						fake_sysfs_teardown),
 		cmocka_unit_test(test_loop_fds_are_libusbs),
 		cmocka_unit_test(test_loop_dispatch_consumes),
