@@ -463,6 +463,47 @@ static void set_interface_ok(struct uc_conn *c, uint32_t seq, uint16_t ifnum, ui
 	uc_reply_free(&r);
 }
 
+/* An URB sent right behind a SET_INTERFACE (without waiting for its reply)
+ * is routed by the alternate setting the request leaves, never by the one
+ * before it: the iso endpoint exists only in alt 1 of interface 1. */
+static void test_urb_behind_set_interface(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct usbip_iso_desc iso[1] = { { .offset = 0, .length = 512 } };
+	uint32_t seq = 1;
+	for (int i = 0; i < 20; i++) {
+		uint16_t alt = (uint16_t)((i + 1) % 2); /* 1, 0, 1, ... */
+		struct uc_urb set = { .seqnum = seq++, .direction = USBIP_DIR_OUT, .ep = 0 };
+		setup_packet(set.setup, 0x01, 11, alt, 1, 0);
+		set.devid = uc_devid(c);
+		struct uc_urb u = {
+			.seqnum = seq++,
+			.devid = uc_devid(c),
+			.direction = USBIP_DIR_IN,
+			.ep = 4,
+			.buffer_length = 512,
+			.number_of_packets = 1,
+			.transfer_flags = USBIP_URB_ISO_ASAP | USBIP_URB_DIR_IN,
+			.iso = iso,
+		};
+		assert_int_equal(uc_submit(c, &set), 0);
+		assert_int_equal(uc_submit(c, &u), 0);
+		for (int k = 0; k < 2; k++) {
+			struct uc_reply r;
+			assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+			if (r.seqnum == set.seqnum)
+				assert_int_equal(r.status, 0);
+			else if (alt == 1)
+				assert_int_equal(r.status, 0);
+			else
+				assert_int_equal(r.status, -LNX_EPIPE); /* no such endpoint in alt 0 */
+			uc_reply_free(&r);
+		}
+	}
+	uc_close(c);
+}
+
 static void test_iso_in(void **state)
 {
 	struct fixture *f = *state;
@@ -1402,6 +1443,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_urb_behind_set_interface, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace_lines, setup_trace, teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_before_its_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reset, setup, teardown),
