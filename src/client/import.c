@@ -10,6 +10,7 @@
 
 #include "client/client_net.h"
 #include "common/net.h"
+#include "common/net_os.h"
 #include "proto/busid.h"
 
 const char *import_status_str(uint32_t status)
@@ -188,7 +189,7 @@ bool import_advance(struct import_op *op, short revents)
 	if (op->stage == IMPORT_SENDING) {
 		while (op->req_off < sizeof(op->req)) {
 			ssize_t w = send(op->fd, op->req + op->req_off, sizeof(op->req) - op->req_off,
-					 MSG_NOSIGNAL);
+					 net_os_send_flags());
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

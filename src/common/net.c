@@ -13,11 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef MSG_NOSIGNAL
-#define NET_SEND_FLAGS MSG_NOSIGNAL
-#else
-#define NET_SEND_FLAGS 0 /* macOS: SO_NOSIGPIPE is set in net_tune_stream */
-#endif
+#include "common/net_os.h"
+
+/* A vanished peer is noticed within about 15 s: keepalive probes after 5 s
+ * of silence, 3 of them 3 s apart; and replies left unacknowledged for 15 s
+ * (a peer gone while data was in flight, which keepalive does not probe). */
+#define NET_KEEPIDLE_S 5
+#define NET_KEEPINTVL_S 3
+#define NET_KEEPCNT 3
+#define NET_USER_TIMEOUT_MS 15000
 
 ssize_t net_read_full(int fd, void *buf, size_t n)
 {
@@ -41,7 +45,7 @@ int net_writev_full(int fd, struct iovec *iov, int iovcnt)
 {
 	while (iovcnt > 0) {
 		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
-		ssize_t w = sendmsg(fd, &msg, NET_SEND_FLAGS);
+		ssize_t w = sendmsg(fd, &msg, net_os_send_flags());
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -64,7 +68,7 @@ int net_writev_full(int fd, struct iovec *iov, int iovcnt)
 ssize_t net_send_iov(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
-	ssize_t w = sendmsg(fd, &msg, NET_SEND_FLAGS);
+	ssize_t w = sendmsg(fd, &msg, net_os_send_flags());
 	return w < 0 ? -errno : w;
 }
 
@@ -72,17 +76,9 @@ void net_tune_stream(int fd)
 {
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-#ifdef SO_NOSIGPIPE
-	setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
-#endif
-#ifdef TCP_KEEPIDLE
-	/* Notice a vanished peer in about half a minute, not two hours. */
-	int idle = 15, intvl = 5, cnt = 3;
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-#endif
+	net_os_nosigpipe(fd);
+	net_os_keepalive(fd, NET_KEEPIDLE_S, NET_KEEPINTVL_S, NET_KEEPCNT);
+	net_os_user_timeout(fd, NET_USER_TIMEOUT_MS);
 }
 
 int net_listen(const char *host, const char *port, int *fds, int max)

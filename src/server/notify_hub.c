@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/net.h"
+#include "common/net_os.h"
 #include "proto/line_framer.h"
 #include "proto/notify_v1.h"
 
@@ -532,7 +533,7 @@ static void do_write(struct subscriber *s)
 	pthread_mutex_lock(&s->hub->lock);
 	while (!s->dead && !queue_empty(s)) {
 		ssize_t w = send(s->fd, s->q + s->q_off, s->q_len - s->q_off,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
+				 MSG_DONTWAIT | net_os_send_flags());
 		if (w > 0) {
 			s->q_off += (size_t)w;
 			s->sent_total += (uint64_t)w;
