@@ -1352,6 +1352,7 @@ int daemon_server_status(struct daemon *d, size_t server, struct daemon_server_s
 	snprintf(out->name, sizeof(out->name), "%s", s->spec->name);
 	snprintf(out->host, sizeof(out->host), "%s", s->spec->host);
 	snprintf(out->notify_port, sizeof(out->notify_port), "%s", s->spec->notify_port);
+	snprintf(out->usbip_port, sizeof(out->usbip_port), "%s", s->spec->usbip_port);
 	out->state = s->state;
 	out->sessions = s->sessions;
 	out->since = s->state_since;

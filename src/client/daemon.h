@@ -124,6 +124,7 @@ struct daemon_server_status {
 	char name[DAEMON_NAME_SIZE];       /* "" unless discovered */
 	char host[DAEMON_HOST_SIZE];
 	char notify_port[DAEMON_PORT_SIZE];
+	char usbip_port[DAEMON_PORT_SIZE];
 	enum daemon_conn_state state;
 	unsigned sessions;
 	int64_t since;                     /* wall-clock s of the current state */

@@ -111,9 +111,11 @@ static void status_text(struct daemon *d, struct strbuf *out)
 		for (size_t k = 0; k < n; k++) {
 			char at[32];
 			iso_time(ex[k].since, at, sizeof(at));
-			sb_printf(out, "  %s on vhci port %d, %s speed, since %s\n", att[k].busid,
-				  att[k].port,
-				  ex[k].speed ? notify_v2_speed_name(ex[k].speed) : "unknown", at);
+			/* "from HOST:PORT/BUSID", as the offline status and `usbip port` say. */
+			sb_printf(out, "  %s on vhci port %d, %s speed, since %s, from %s:%s/%s\n",
+				  att[k].busid, att[k].port,
+				  ex[k].speed ? notify_v2_speed_name(ex[k].speed) : "unknown", at,
+				  st.host, st.usbip_port, att[k].busid);
 		}
 		if (n == 0)
 			sb_printf(out, "  nothing attached\n");

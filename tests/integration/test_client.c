@@ -920,6 +920,9 @@ static void test_control_socket(void **state)
 	assert_non_null(strstr(sb_str(&r), "subscribed since"));
 	snprintf(want, sizeof(want), "1-1 on vhci port %d, high speed", port);
 	assert_non_null(strstr(sb_str(&r), want));
+	/* Where it came from, as the offline status and `usbip port` say it. */
+	snprintf(want, sizeof(want), ", from 127.0.0.1:%d/1-1\n", f->usbip_port);
+	assert_non_null(strstr(sb_str(&r), want));
 
 	/* detach: the port goes, and the device stays away although the
 	 * server says it is free again (it is on hold). */
