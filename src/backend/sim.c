@@ -679,6 +679,21 @@ static int sim_start(struct backend *b)
 	return ret;
 }
 
+/* Stops the event thread, if it runs. Caller holds lock; holds it again on
+ * return. */
+static void join_event_thread(struct sim_backend *sb)
+{
+	if (!sb->running)
+		return;
+	sb->stopping = true;
+	pthread_cond_broadcast(&sb->wake);
+	pthread_mutex_unlock(&sb->lock);
+	pthread_join(sb->thread, NULL);
+	pthread_mutex_lock(&sb->lock);
+	sb->running = false;
+	sb->stopping = false;
+}
+
 static void sim_stop(struct backend *b)
 {
 	struct sim_backend *sb = sim_of(b);
@@ -694,15 +709,7 @@ static void sim_stop(struct backend *b)
 		log_error("sim: stop() called from a callback; ignored");
 		return;
 	}
-	sb->stopping = true;
-	pthread_cond_broadcast(&sb->wake);
-	pthread_mutex_unlock(&sb->lock);
-
-	pthread_join(sb->thread, NULL);
-
-	pthread_mutex_lock(&sb->lock);
-	sb->running = false;
-	sb->stopping = false;
+	join_event_thread(sb);
 	pthread_mutex_unlock(&sb->lock);
 }
 
@@ -738,21 +745,6 @@ static void sim_destroy(struct backend *b)
 }
 
 /* ---- event-loop integration (backend.h) ------------------------------- */
-
-/* Stops the event thread, if it runs. Caller holds lock; holds it again on
- * return. */
-static void join_event_thread(struct sim_backend *sb)
-{
-	if (!sb->running)
-		return;
-	sb->stopping = true;
-	pthread_cond_broadcast(&sb->wake);
-	pthread_mutex_unlock(&sb->lock);
-	pthread_join(sb->thread, NULL);
-	pthread_mutex_lock(&sb->lock);
-	sb->running = false;
-	sb->stopping = false;
-}
 
 static int sim_loop_attach(struct backend *b, void (*wake)(void *ctx), void *ctx)
 {
