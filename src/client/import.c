@@ -262,20 +262,10 @@ int import_device(const char *host, const char *port, const char *busid, int tim
 		*op_status = -1;
 	if (!busid_valid(busid))
 		return -EINVAL;
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG,
-	};
 	struct addrinfo *res;
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc == EAI_NONAME) {
-		/* AI_ADDRCONFIG hides loopback-only families; ask again without. */
-		hints.ai_flags = AI_NUMERICSERV;
-		rc = getaddrinfo(host, port, &hints, &res);
-	}
-	if (rc != 0)
-		return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+	int rc = net_resolve(host, port, &res);
+	if (rc < 0)
+		return rc;
 	int64_t deadline = net_now_ms() + timeout_ms;
 	struct import_op op = { .fd = -1, .stage = IMPORT_CONNECTING, .op_status = -1 };
 	int err = -EADDRNOTAVAIL;

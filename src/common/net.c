@@ -241,22 +241,30 @@ err_close:
 	return err;
 }
 
-int net_connect(const char *host, const char *port, int timeout_ms, int cancel_fd, int *fd_out)
+int net_resolve(const char *host, const char *port, struct addrinfo **res)
 {
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC,
 		.ai_socktype = SOCK_STREAM,
 		.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG,
 	};
-	struct addrinfo *res;
-	int rc = getaddrinfo(host, port, &hints, &res);
+	int rc = getaddrinfo(host, port, &hints, res);
 	if (rc == EAI_NONAME) {
 		/* AI_ADDRCONFIG hides loopback-only families; ask again without. */
 		hints.ai_flags = AI_NUMERICSERV;
-		rc = getaddrinfo(host, port, &hints, &res);
+		rc = getaddrinfo(host, port, &hints, res);
 	}
 	if (rc != 0)
 		return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+	return 0;
+}
+
+int net_connect(const char *host, const char *port, int timeout_ms, int cancel_fd, int *fd_out)
+{
+	struct addrinfo *res;
+	int rc = net_resolve(host, port, &res);
+	if (rc < 0)
+		return rc;
 	int64_t deadline = timeout_ms < 0 ? NET_NO_DEADLINE : net_now_ms() + timeout_ms;
 	int err = -EADDRNOTAVAIL;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {

@@ -25,6 +25,11 @@ int net_wait_fd(int fd, short events, int cancel_fd, int64_t deadline_ms);
  * The socket comes back blocking, close-on-exec and tuned (net_tune_stream).
  * -EADDRNOTAVAIL when the name does not resolve, -ETIMEDOUT, -ECANCELED
  * (cancel_fd readable), or the connect error. */
+/* TCP addresses for host and port (numeric port), as net_connect tries
+ * them; *res is freed with freeaddrinfo. -EADDRNOTAVAIL when the name does
+ * not resolve. */
+struct addrinfo;
+int net_resolve(const char *host, const char *port, struct addrinfo **res);
 int net_connect(const char *host, const char *port, int timeout_ms, int cancel_fd, int *fd_out);
 
 /* Reads exactly n bytes. Returns n, 0 on a clean end of stream before the

@@ -186,7 +186,6 @@ static void *engine_main(void *arg)
 			timeout = min_timeout(timeout, t);
 		}
 
-		int64_t before = net_now_ms();
 		int r = poll(pfd, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR) {
 			log_error("engine: poll failed: %s", strerror(errno));
@@ -209,7 +208,7 @@ static void *engine_main(void *arg)
 		bool bk_ready = e->kicked;
 		for (int i = bk_first; r > 0 && i < bk_first + bk_n; i++)
 			bk_ready |= pfd[i].revents != 0;
-		if (bk_timeout >= 0 && net_now_ms() - before >= bk_timeout)
+		if (bk_timeout >= 0 && net_now_ms() - now >= bk_timeout)
 			bk_ready = true;
 		if (bk_ready || e->kicked)
 			dispatch(e);

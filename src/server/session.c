@@ -190,11 +190,6 @@ static void take_posts(struct session *s)
 		session_begin_close(s, "device left");
 }
 
-static bool worker_idle(struct session *s)
-{
-	return !s->worker_busy;
-}
-
 bool session_turn(struct session *s)
 {
 	take_posts(s);
@@ -209,9 +204,12 @@ bool session_turn(struct session *s)
 		session_rx_parse(s);
 	}
 
+	/* The clock only matters to a stalled writer or a closing session. */
+	bool stalled = s->tx_head && !s->tx_failed && s->tx_stalled_ms;
+	if (!stalled && !s->closing)
+		return false;
 	int64_t now = net_now_ms();
-	if (s->tx_head && !s->tx_failed && s->tx_stalled_ms &&
-	    now - s->tx_stalled_ms >= TX_STALL_MS) {
+	if (stalled && now - s->tx_stalled_ms >= TX_STALL_MS) {
 		log_warn("session %s: client has read nothing for %d s, closing", s->peer,
 			 TX_STALL_MS / 1000);
 		s->tx_failed = true;
@@ -220,7 +218,7 @@ bool session_turn(struct session *s)
 	if (!s->closing)
 		return false;
 
-	if (s->n_pending > 0 || !worker_idle(s)) {
+	if (s->n_pending > 0 || s->worker_busy) {
 		if (!s->drain_warned && now - s->closing_ms >= DRAIN_WARN_MS) {
 			s->drain_warned = true;
 			log_warn("session %s: still waiting for %u transfers to complete", s->peer,
