@@ -164,6 +164,12 @@ struct backend_ops {
 	int (*loop_fds)(struct backend *b, struct pollfd *fds, int max, int *timeout_ms);
 	void (*loop_dispatch)(struct backend *b);
 	void (*loop_detach)(struct backend *b);
+
+	/* Optional (NULL: the OS has no drivers to take). Takes the server
+	 * machine's own drivers from the device now, as `usbip bind` does,
+	 * instead of at the first claim; stop() gives them back. Returns how
+	 * many it took. Blocks (opens the device): not from a completion. */
+	int (*detach_drivers)(struct backend *b, const char *busid);
 };
 
 /* Implementations embed this first. */

@@ -580,6 +580,7 @@ static void lu_stop(struct backend *base)
 {
 	struct lu_backend *b = to_lu(base);
 
+	lu_give_back_drivers(b); /* while the context still finds devices */
 	pthread_mutex_lock(&b->life_lock);
 	stop_locked(b);
 	pthread_mutex_unlock(&b->life_lock);
@@ -746,6 +747,7 @@ static void lu_destroy(struct backend *base)
 
 	if (b == NULL)
 		return;
+	lu_give_back_drivers(b); /* a caller that never stopped */
 	pthread_mutex_lock(&b->life_lock);
 	stop_locked(b);
 	if (b->loop_attached)
@@ -811,8 +813,8 @@ static int open_sys_device(struct lu_backend *b, uint8_t busnum, uint8_t devnum,
 }
 #endif
 
-static int open_device(struct lu_backend *b, const char *busid, libusb_device_handle **dh,
-		       int *fd_out)
+int lu_open_device(struct lu_backend *b, const char *busid, libusb_device_handle **dh,
+		   int *fd_out)
 {
 	libusb_device *dev = NULL;
 	uint8_t busnum, devnum, mbus, mdev;
@@ -860,7 +862,7 @@ static int lu_open(struct backend *base, const char *busid, struct bk_handle **o
 	h->base.backend = base;
 	h->b = b;
 	h->sys_fd = -1;
-	r = open_device(b, busid, &h->dh, &h->sys_fd);
+	r = lu_open_device(b, busid, &h->dh, &h->sys_fd);
 	if (r < 0)
 		goto err_free;
 	if (pthread_mutex_init(&h->ctl_lock, NULL) != 0) {
@@ -1188,6 +1190,7 @@ static const struct backend_ops lu_ops = {
 	.loop_fds = lu_loop_fds,
 	.loop_dispatch = lu_loop_dispatch,
 	.loop_detach = lu_loop_detach,
+	.detach_drivers = lu_detach_drivers,
 };
 
 struct backend *libusb_backend_new(const struct libusb_backend_options *opt)

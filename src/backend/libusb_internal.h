@@ -54,6 +54,15 @@ struct lu_hp_event {
 	bool arrived;       /* else left */
 };
 
+/* Interface drivers taken from a device at export (libusb_drivers.c). */
+#define LU_TAKEN_MAX_IFACES 32
+struct lu_taken {
+	char busid[USBIP_BUSID_SIZE];
+	uint8_t busnum, devnum; /* which device: a port is reused */
+	uint8_t ifaces[LU_TAKEN_MAX_IFACES];
+	unsigned n;
+};
+
 struct lu_backend {
 	struct backend base;
 	libusb_context *ctx;
@@ -99,6 +108,9 @@ struct lu_backend {
 	atomic_bool loop_dirty;       /* libusb's fd set changed since loop_fds */
 	const struct libusb_pollfd **loop_pollfds; /* cached libusb_get_pollfds */
 	int loop_npollfds;
+
+	struct lu_taken *taken;       /* drivers to give back at stop; under lock */
+	size_t ntaken;
 };
 
 struct lu_xfer;
@@ -250,5 +262,14 @@ int lu_cancel(struct bk_handle *bh, struct bk_transfer *t);
 /* Asks libusb to cancel every pending transfer of h (used by close when
  * the caller broke the contract). Caller holds h->xfer_lock. */
 void lu_cancel_all_locked(struct lu_handle *h);
+
+/* Opens the device at busid (wherever it is now); *fd_out is a descriptor
+ * the caller closes after libusb_close, or -1. */
+int lu_open_device(struct lu_backend *b, const char *busid, libusb_device_handle **dh,
+		   int *fd_out);
+
+/* libusb_drivers.c: backend_ops.detach_drivers, and the give-back at stop. */
+int lu_detach_drivers(struct backend *base, const char *busid);
+void lu_give_back_drivers(struct lu_backend *b);
 
 #endif

@@ -93,6 +93,7 @@ struct sim_device {
 	uint8_t alt[SIM_NUM_INTERFACES];
 	uint32_t stalled;           /* bit per ep_index() */
 	uint8_t locked;             /* bit per interface (test control) */
+	unsigned drivers_taken;     /* detach_drivers calls (test counter) */
 	uint32_t delay_ms;          /* test control */
 	uint32_t frame;             /* iso start_frame counter */
 	uint8_t vendor_buf[SIM_VENDOR_BUF_SIZE];
@@ -1195,6 +1196,19 @@ static int sim_cancel(struct bk_handle *bh, struct bk_transfer *t)
 	return ret;
 }
 
+/* The sim has no OS drivers to take: it counts the calls (a test seam). */
+static int sim_detach_drivers(struct backend *b, const char *busid)
+{
+	struct sim_backend *sb = sim_of(b);
+	pthread_mutex_lock(&sb->lock);
+	struct sim_device *dev = find_device(sb, busid);
+	int ret = dev != NULL && dev->present ? 0 : -LNX_ENODEV;
+	if (ret == 0)
+		dev->drivers_taken++;
+	pthread_mutex_unlock(&sb->lock);
+	return ret;
+}
+
 static const struct backend_ops sim_ops = {
 	.name = "sim",
 	.destroy = sim_destroy,
@@ -1216,6 +1230,7 @@ static const struct backend_ops sim_ops = {
 	.loop_fds = sim_loop_fds,
 	.loop_dispatch = sim_loop_dispatch,
 	.loop_detach = sim_loop_detach,
+	.detach_drivers = sim_detach_drivers,
 };
 
 /* ---- construction and test controls ----------------------------------- */
@@ -1408,6 +1423,18 @@ int sim_lock_interface(struct backend *b, const char *busid, uint8_t ifnum, bool
 	struct lock_arg a = { ifnum, locked };
 
 	return with_device(b, busid, do_lock, &a);
+}
+
+static int do_count_taken(struct sim_backend *sb, struct sim_device *dev, void *arg)
+{
+	(void)sb;
+	(void)arg;
+	return (int)dev->drivers_taken;
+}
+
+int sim_drivers_taken(struct backend *b, const char *busid)
+{
+	return with_device(b, busid, do_count_taken, NULL);
 }
 
 int sim_pending_transfers(struct backend *b)

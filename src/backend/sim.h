@@ -101,6 +101,10 @@ int sim_plug(struct backend *b, const char *busid);
  * An existing claim is not taken away. -EINVAL for ifnum >= 4. */
 int sim_lock_interface(struct backend *b, const char *busid, uint8_t ifnum, bool locked);
 
+/* How often the server asked to take this device's OS drivers
+ * (backend_ops.detach_drivers; the sim has none and only counts). */
+int sim_drivers_taken(struct backend *b, const char *busid);
+
 /* Counters for leak checks in tests: transfers submitted but not yet
  * completed, and interfaces currently claimed, over all handles. */
 int sim_pending_transfers(struct backend *b);

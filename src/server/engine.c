@@ -177,10 +177,11 @@ static void *engine_main(void *arg)
 		if (e->kicked)
 			bk_timeout = 0;
 		timeout = bk_timeout;
-		int64_t now = net_now_ms();
+		/* Read when a timer needs it (lazily: the hot path has none). */
+		int64_t now = bk_timeout >= 0 ? net_now_ms() : -1;
 		for (size_t i = 0; i < e->n_active; i++) {
 			int t = -1;
-			short ev = session_poll_events(e->active[i], now, &t);
+			short ev = session_poll_events(e->active[i], &now, &t);
 			pfd[n++] = (struct pollfd){ .fd = ev ? session_fd(e->active[i]) : -1,
 						    .events = ev };
 			timeout = min_timeout(timeout, t);

@@ -111,6 +111,18 @@ void server_config_defaults(struct server_config *cfg)
 	notify_config_defaults(&cfg->notify);
 }
 
+/* --detach-on-export: the device was just exported or released. */
+static void take_drivers(struct server *srv, const char *busid)
+{
+	const struct backend_ops *ops = srv->backend->ops;
+	if (!srv->cfg.detach_on_export || !ops->detach_drivers)
+		return;
+	int rc = ops->detach_drivers(srv->backend, busid);
+	if (rc < 0 && rc != -LNX_ENODEV)
+		log_warn("device %s: cannot take its drivers at export: %s", busid,
+			 linux_errno_name(rc));
+}
+
 static void on_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_device_info *info)
 {
 	struct server *srv = ctx;
@@ -120,9 +132,11 @@ static void on_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_devi
 	if (ev == BK_DEVICE_ARRIVED) {
 		/* The first sign of a plug on the server (attach-path timing). */
 		log_info("device %s arrived", info->busid);
-		if (export_table_add(&srv->exports, info))
+		if (export_table_add(&srv->exports, info)) {
 			log_info("device %s (%04x:%04x) plugged", info->busid, info->idVendor,
 				 info->idProduct);
+			take_drivers(srv, info->busid);
+		}
 	} else if (export_table_remove(&srv->exports, info->busid)) {
 		log_info("device %s unplugged", info->busid);
 	}
@@ -272,6 +286,8 @@ err_release:
 		session_free(s);
 		s = NULL;
 		export_table_release(&srv->exports, busid, &closing);
+		/* A reset at the session's end lets drivers bind again. */
+		take_drivers(srv, busid);
 	}
 err_free:
 	session_free(s);
@@ -438,9 +454,11 @@ int server_start(struct server *srv)
 		return rc;
 	}
 	for (size_t i = 0; i < count; i++)
-		if (export_table_add(&srv->exports, &devs[i]))
+		if (export_table_add(&srv->exports, &devs[i])) {
 			log_info("exporting %s (%04x:%04x %s)", devs[i].busid, devs[i].idVendor,
 				 devs[i].idProduct, devs[i].product);
+			take_drivers(srv, devs[i].busid);
+		}
 	free(devs);
 
 	rc = net_listen(srv->cfg.host, srv->cfg.port, srv->listen_fds, SERVER_MAX_LISTEN_FDS);

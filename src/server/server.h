@@ -40,6 +40,11 @@ struct server_config {
 	 * ST_NA for an import and a closed connection for a device list.
 	 * Default on; false keeps the token on the notify channel only. */
 	bool import_auth;
+	/* Take the server machine's drivers from a device as soon as it is
+	 * exported (and again after each session), as `usbip bind` does, so
+	 * an import does not wait for them to let go. Default off: a device
+	 * stays usable here until a client imports it. */
+	bool detach_on_export;
 	/* Optional, not owned, must outlive the server: per-device counters
 	 * (metrics.h) and the --trace sink (trace.h). */
 	struct metrics *metrics;

@@ -18,7 +18,7 @@ enum {
 	OPT_ALLOW, OPT_DENY, OPT_NOTIFY_LISTEN, OPT_NOTIFY_PORT, OPT_NOTIFY_HEARTBEAT,
 	OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY, OPT_ALLOW_CLIENT,
 	OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE, OPT_CONTROL, OPT_METRICS, OPT_TRACE,
-	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME,
+	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME, OPT_DETACH_ON_EXPORT,
 };
 
 static const struct option longopts[] = {
@@ -30,6 +30,7 @@ static const struct option longopts[] = {
 	{ "include-vhci", no_argument, NULL, OPT_INCLUDE_VHCI },
 	{ "rescan-ms", required_argument, NULL, OPT_RESCAN_MS },
 	{ "max-urbs", required_argument, NULL, OPT_MAX_URBS },
+	{ "detach-on-export", no_argument, NULL, OPT_DETACH_ON_EXPORT },
 	{ "allow", required_argument, NULL, OPT_ALLOW },
 	{ "deny", required_argument, NULL, OPT_DENY },
 	{ "notify-listen", required_argument, NULL, OPT_NOTIFY_LISTEN },
@@ -83,6 +84,11 @@ static void usage(FILE *out)
 		"                        (default %u)\n"
 		"      --max-urbs N      URBs in flight per session; more fail with -ENOMEM\n"
 		"                        (default %u)\n"
+		"      --detach-on-export\n"
+		"                        take this machine's drivers from a device as soon\n"
+		"                        as it is exported, as `usbip bind` does, so an\n"
+		"                        import does not wait for them (default: only when\n"
+		"                        a client imports it)\n"
 		"      --allow RULE      export only devices matching an allow rule\n"
 		"      --deny RULE       never export devices matching RULE (wins over\n"
 		"                        --allow); both repeatable. RULE is VID[:PID[:SERIAL]]\n"
@@ -232,6 +238,9 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 			return 2;
 		}
 		o->server.limits.max_urbs = (unsigned)n;
+		return 0;
+	case OPT_DETACH_ON_EXPORT:
+		o->server.detach_on_export = true;
 		return 0;
 	case OPT_ALLOW:
 	case OPT_DENY:

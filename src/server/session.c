@@ -131,7 +131,16 @@ int session_fd(const struct session *s)
 	return s->fd;
 }
 
-short session_poll_events(struct session *s, int64_t now_ms, int *timeout_ms)
+/* The clock is read only when a timer is armed: on a guest without a vDSO
+ * clock each read is a system call, and the hot path has no timers. */
+static int64_t lazy_now(int64_t *now_ms)
+{
+	if (*now_ms < 0)
+		*now_ms = net_now_ms();
+	return *now_ms;
+}
+
+short session_poll_events(struct session *s, int64_t *now_ms, int *timeout_ms)
 {
 	short ev = 0;
 	*timeout_ms = -1;
@@ -143,12 +152,12 @@ short session_poll_events(struct session *s, int64_t now_ms, int *timeout_ms)
 	if (s->tx_head && !s->tx_failed) {
 		ev |= POLLOUT;
 		if (s->tx_stalled_ms && *timeout_ms != 0) {
-			int64_t left = s->tx_stalled_ms + TX_STALL_MS - now_ms;
+			int64_t left = s->tx_stalled_ms + TX_STALL_MS - lazy_now(now_ms);
 			*timeout_ms = left > 0 ? (int)left : 0;
 		}
 	}
 	if (s->closing) {
-		int64_t left = s->closing_ms + DRAIN_WARN_MS - now_ms;
+		int64_t left = s->closing_ms + DRAIN_WARN_MS - lazy_now(now_ms);
 		int t = left > 0 ? (int)left : 0;
 		if (!s->drain_warned && (*timeout_ms < 0 || t < *timeout_ms))
 			*timeout_ms = t;

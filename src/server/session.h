@@ -69,8 +69,10 @@ void session_free(struct session *s);
 /* ---- Called by the engine's loop only ---- */
 int session_fd(const struct session *s);
 /* The poll events the session wants now (0: none) and, in *timeout_ms, how
- * soon it needs a turn even with no event (-1: no deadline). */
-short session_poll_events(struct session *s, int64_t now_ms, int *timeout_ms);
+ * soon it needs a turn even with no event (-1: no deadline). *now_ms is the
+ * loop's clock, -1 until someone reads it: the session reads it (once per
+ * turn, for every session) only when it has a timer armed. */
+short session_poll_events(struct session *s, int64_t *now_ms, int *timeout_ms);
 void session_on_io(struct session *s, short revents);
 /* The end of a loop turn: takes hand-overs, moves queues on, writes
  * replies. Returns true once the session is over and idle: the loop drops

@@ -55,7 +55,8 @@ static void collect_trace(void *ctx, const char *line)
 	pthread_mutex_unlock(&l->lock);
 }
 
-static int start_fixture_traced(void **state, const char *host, unsigned max_urbs, bool trace)
+static int start_fixture_opts(void **state, const char *host, unsigned max_urbs, bool trace,
+			      bool detach_on_export)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
@@ -70,6 +71,7 @@ static int start_fixture_traced(void **state, const char *host, unsigned max_urb
 	if (max_urbs)
 		cfg.limits.max_urbs = max_urbs;
 	cfg.trace = &f->trace;
+	cfg.detach_on_export = detach_on_export;
 	f->host = host;
 	f->srv = server_new(f->sim, &cfg);
 	assert_non_null(f->srv);
@@ -81,12 +83,17 @@ static int start_fixture_traced(void **state, const char *host, unsigned max_urb
 
 static int start_fixture(void **state, const char *host, unsigned max_urbs)
 {
-	return start_fixture_traced(state, host, max_urbs, false);
+	return start_fixture_opts(state, host, max_urbs, false, false);
 }
 
 static int setup_trace(void **state)
 {
-	return start_fixture_traced(state, "127.0.0.1", 0, true);
+	return start_fixture_opts(state, "127.0.0.1", 0, true, false);
+}
+
+static int setup_detach_on_export(void **state)
+{
+	return start_fixture_opts(state, "127.0.0.1", 0, false, true);
 }
 
 static int setup(void **state)
@@ -1305,6 +1312,62 @@ static void test_device_vanishes_mid_transfer(void **state)
 	uc_close(c);
 }
 
+/* ---- Drivers taken at export ------------------------------------------ */
+
+/* Polls the sim's count of detach_drivers calls for busid until it is want. */
+static int wait_taken(struct fixture *f, const char *busid, int want)
+{
+	int n = -1;
+	for (int i = 0; i < 200 && (n = sim_drivers_taken(f->sim, busid)) != want; i++)
+		sleep_ms(10);
+	return n;
+}
+
+/* --detach-on-export: the server takes a device's drivers when it exports
+ * it (at start and on a plug) and again after each session, whose end may
+ * have let them bind again. */
+static void test_detach_on_export(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(sim_drivers_taken(f->sim, "1-1"), 1);
+	assert_int_equal(sim_drivers_taken(f->sim, "1-2"), 1);
+
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct uc_reply r;
+	bulk(c, 1, USBIP_DIR_IN, 1, 32, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	uc_reply_free(&r);
+	uc_close(c);
+	assert_int_equal(wait_taken(f, "1-1", 2), 2);
+
+	assert_int_equal(sim_unplug(f->sim, "1-1"), 0);
+	assert_int_equal(sim_plug(f->sim, "1-1"), 0);
+	assert_int_equal(wait_taken(f, "1-1", 3), 3);
+	assert_int_equal(sim_drivers_taken(f->sim, "1-2"), 1);
+}
+
+/* Without it a device keeps its drivers until an import claims it. */
+static void test_drivers_kept_by_default(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	uc_close(c);
+	assert_int_equal(sim_unplug(f->sim, "1-1"), 0);
+	assert_int_equal(sim_plug(f->sim, "1-1"), 0);
+	struct seen s = { 0 };
+	for (int i = 0; i < 100 && s.count != 2; i++) { /* until the plug was handled */
+		memset(&s, 0, sizeof(s));
+		c = connect_to(f);
+		assert_int_equal(uc_devlist(c, collect, &s), 0);
+		uc_close(c);
+		if (s.count != 2)
+			sleep_ms(20);
+	}
+	assert_int_equal(s.count, 2);
+	assert_int_equal(sim_drivers_taken(f->sim, "1-1"), 0);
+	assert_int_equal(sim_drivers_taken(f->sim, "1-2"), 0);
+}
+
 /* ---- Malformed input --------------------------------------------------- */
 
 struct bad_case {
@@ -1427,6 +1490,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_devlist_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_detach_on_export, setup_detach_on_export,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_drivers_kept_by_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_unknown_and_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_record_matches_devlist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_get_descriptor, setup, teardown),
