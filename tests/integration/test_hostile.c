@@ -700,6 +700,37 @@ static void add_session_cases(struct table *t, uint32_t devid)
 	h.length = 0;
 	add_reply(t, p, put_hdr(p, &h), 0, false, "interrupt OUT of 0 bytes");
 
+	/* Fields with no wrong value: any seqnum, any transfer_flags (the
+	 * server keeps only what the kernel's does), any start_frame and
+	 * interval, a DIR_IN flag that contradicts the direction. */
+	static const uint32_t seqs[] = { 0, 0x7fffffffu, 0x80000000u, 0xffffffffu };
+	for (size_t i = 0; i < 4; i++) {
+		h = bulk_in(devid);
+		h.seqnum = seqs[i];
+		char name[64];
+		snprintf(name, sizeof(name), "bulk IN seqnum 0x%x", seqs[i]);
+		add_reply(t, p, put_hdr(p, &h), 0, true, name);
+	}
+	h = bulk_in(devid);
+	h.flags = 0xffffffffu;
+	add_reply(t, p, put_hdr(p, &h), 0, true, "bulk IN transfer_flags 0xffffffff");
+	h = bulk_in(devid);
+	h.flags = 0; /* no DIR_IN */
+	add_reply(t, p, put_hdr(p, &h), 0, true, "bulk IN without the DIR_IN flag");
+	h = bulk_in(devid);
+	h.direction = USBIP_DIR_OUT; /* DIR_IN flag kept */
+	h.length = 8;
+	size_t n = put_hdr(p, &h);
+	memset(p + n, 7, 8);
+	add_reply(t, p, n + 8, 0, false, "bulk OUT with the DIR_IN flag");
+	h = bulk_in(devid);
+	h.start = 0xffffffffu;
+	h.interval = 0x80000000u;
+	add_reply(t, p, put_hdr(p, &h), 0, true, "bulk IN start_frame -1 interval INT_MIN");
+	h = bulk_in(devid);
+	memset(h.setup, 0xee, 8);
+	add_reply(t, p, put_hdr(p, &h), 0, true, "bulk IN with a setup packet");
+
 	/* transfer_buffer_length: at, just past and far past the limit */
 	h = bulk_in(devid);
 	h.length = USBIP_MAX_TRANSFER_LENGTH;
@@ -722,7 +753,7 @@ static void add_session_cases(struct table *t, uint32_t devid)
 	h.direction = USBIP_DIR_OUT;
 	h.flags = 0;
 	h.length = 8;
-	size_t n = put_hdr(p, &h);
+	n = put_hdr(p, &h);
 	memset(p + n, 0xee, 56);
 	c = add(t, PH_SESSION, p, n + 56, "OUT data longer than its length");
 	c->expect = EX_REPLIES_CLOSE;
@@ -1430,7 +1461,23 @@ static void test_slow_loris(void **state)
 		}
 		check_after(f, cases[i], mark, peer);
 	}
-	printf("hostile slow senders: 3 cut off at their deadline\n");
+	/* A crowd of silent connections, more than the server serves at once:
+	 * the extra ones are closed at once, the rest at the deadline, and then
+	 * the device is importable again. */
+	enum { CROWD = 80 };
+	int crowd[CROWD];
+	for (int i = 0; i < CROWD; i++)
+		crowd[i] = raw_connect(atoi(f->port));
+	for (int i = 0; i < CROWD; i++) {
+		uint8_t b[8];
+		cur_case = "silent crowd";
+		assert_int_equal(recv_until_eof(crowd[i], b, sizeof(b)), 0);
+		close(crowd[i]);
+	}
+	static const struct hcase crowd_case = { .name = "silent crowd", .log = LOG_QUIET };
+	check_after(f, &crowd_case, log_mark(), "none");
+	printf("hostile slow senders: 3 cut off at their deadline, a crowd of %d silent "
+	       "connections closed\n", CROWD);
 }
 
 int main(void)
