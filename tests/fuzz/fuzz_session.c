@@ -460,9 +460,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * stray reply would arrive before the session's end. */
 	}
 	shutdown(sv[1], SHUT_WR);
-	/* The session ends (nothing may come before its close), in time. */
+	/* The session ends, and nothing more comes before its close: a stray
+	 * reply traps in parse(), a session that never ends meets libFuzzer's
+	 * -timeout (run_fuzzer.sh counts both as failures). */
 	if (!gone) {
-		check(pump_in(r, END_WAIT_MS) == -1);
+		while (pump_in(r, 1000) >= 0)
+			;
 		check(r->rx_len == 0);
 	}
 	close(sv[1]);
