@@ -26,8 +26,8 @@
 #define DAEMON_READ_CHUNK 4096
 #define DAEMON_MAX_PENDING 32 /* attaches imported together */
 
-/* Newline framing with v2's bound (line_framer.h stops at 512 bytes, and a
- * v2 device line may reach NOTIFY_V2_MAX_LINE). */
+/* Newline framing with v2's bound (a v2 device line may reach
+ * NOTIFY_V2_MAX_LINE). */
 struct linebuf {
 	char buf[NOTIFY_V2_MAX_LINE + 1];
 	size_t len;

@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LINE_FRAMER_MAX 512 /* longest line accepted, '\n' excluded */
+/* Longest line accepted, '\n' excluded: the notify v2 bound
+ * (NOTIFY_V2_MAX_LINE, 1024 bytes with its '\n'). */
+#define LINE_FRAMER_MAX 1023
 
 struct line_framer {
 	char buf[LINE_FRAMER_MAX + 1]; /* +1 for the NUL handed to callbacks */

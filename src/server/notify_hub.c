@@ -604,6 +604,10 @@ static int64_t do_timers(struct notify_hub *hub, int64_t now)
 		case SUB_V1:
 			break;
 		}
+		/* Marked dead just now (or earlier, by a full queue): it is no
+		 * longer polled, so only a prompt turn closes it. */
+		if (s->dead)
+			next = now;
 	}
 	pthread_mutex_unlock(&hub->lock);
 	return next;

@@ -9,18 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/net.h"
+#include "proto/busid.h"
 #include "server/engine.h"
 #include "server/op_reply.h"
-
-/* How long a peer may take to send its operation request, and how long a
- * reply may sit unsent before the peer counts as gone. */
-#define OP_READ_TIMEOUT_S 10
-#define SEND_TIMEOUT_S 60
 
 struct connection {
 	struct connection *next;
@@ -108,6 +103,7 @@ void server_config_defaults(struct server_config *cfg)
 	cfg->max_connections = 64;
 	cfg->import_auth = true;
 	cfg->auth_grace_ms = AUTH_HOSTS_DEFAULT_GRACE_MS;
+	cfg->op_timeout_ms = SERVER_DEFAULT_OP_TIMEOUT_MS;
 	notify_config_defaults(&cfg->notify);
 }
 
@@ -190,12 +186,6 @@ int server_port(const struct server *srv)
 	return srv->n_listen > 0 ? net_local_port(srv->listen_fds[0]) : -1;
 }
 
-static void set_timeout(int fd, int opt, int seconds)
-{
-	struct timeval tv = { .tv_sec = seconds };
-	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
-}
-
 static int send_op_status(int fd, uint16_t code, uint32_t status)
 {
 	uint8_t buf[USBIP_OP_COMMON_SIZE];
@@ -271,7 +261,6 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 		goto err_release;
 
 	log_info("%s: imported %s", peer, busid);
-	set_timeout(fd, SO_RCVTIMEO, 0); /* the session's socket is non-blocking from here */
 	session_run(s);
 	if (session_ended_clean(s))
 		set_clean(srv, busid, true);
@@ -293,6 +282,38 @@ err_free:
 	session_free(s);
 }
 
+/* Reads exactly n bytes of the operation request before the deadline. The
+ * deadline covers the whole request, not each recv: a peer that trickles a
+ * byte now and then must not hold a connection slot for minutes. Returns n,
+ * 0 for an end of stream before the first byte, -EPIPE for one in the
+ * middle, -ETIMEDOUT or another -errno. */
+static ssize_t read_op(int fd, void *buf, size_t n, int64_t deadline)
+{
+	size_t got = 0;
+	while (got < n) {
+		int w = net_wait_fd(fd, POLLIN, -1, deadline);
+		if (w < 0)
+			return w;
+		ssize_t r = recv(fd, (char *)buf + got, n - got, MSG_DONTWAIT);
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		if (r == 0)
+			return got == 0 ? 0 : -EPIPE;
+		if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+	}
+	return (ssize_t)n;
+}
+
+static const char *op_read_error(ssize_t r)
+{
+	if (r == -ETIMEDOUT)
+		return "not complete in time";
+	return r == 0 || r == -EPIPE ? "cut short" : strerror((int)-r);
+}
+
 /* With imports tied to the notify token: has this peer's host proved it? */
 static bool host_authenticated(struct server *srv, const struct connection *c)
 {
@@ -309,16 +330,16 @@ static void *connection_main(void *arg)
 	net_peer_name(fd, peer, sizeof(peer));
 	cidr_addr_format(&c->addr, host, sizeof(host));
 	net_tune_stream(fd);
-	set_timeout(fd, SO_RCVTIMEO, OP_READ_TIMEOUT_S);
+	int64_t deadline = net_now_ms() + srv->cfg.op_timeout_ms;
 
 	uint8_t req[USBIP_IMPORT_REQUEST_SIZE];
 	struct usbip_op_common op;
-	ssize_t r = net_read_full(fd, req, USBIP_OP_COMMON_SIZE);
+	ssize_t r = read_op(fd, req, USBIP_OP_COMMON_SIZE, deadline);
 	int rc = r == USBIP_OP_COMMON_SIZE ? usbip_op_common_decode(req, USBIP_OP_COMMON_SIZE, &op)
 					   : USBIP_E_SHORT;
 	if (rc != USBIP_OK) {
 		log_warn("%s: bad operation request (%s)", peer,
-			 r == USBIP_OP_COMMON_SIZE ? usbip_codec_strerror(rc) : "cut short");
+			 r == USBIP_OP_COMMON_SIZE ? usbip_codec_strerror(rc) : op_read_error(r));
 	} else if (op.code == USBIP_OP_REQ_DEVLIST) {
 		/* No reply at all: the list is what the token protects. */
 		if (host_authenticated(srv, c))
@@ -328,17 +349,26 @@ static void *connection_main(void *arg)
 				 "notify channel", host);
 	} else if (op.code == USBIP_OP_REQ_IMPORT) {
 		char busid[USBIP_BUSID_SIZE];
-		r = net_read_full(fd, req + USBIP_OP_COMMON_SIZE, USBIP_BUSID_SIZE);
+		r = read_op(fd, req + USBIP_OP_COMMON_SIZE, USBIP_BUSID_SIZE, deadline);
 		rc = r == USBIP_BUSID_SIZE ? usbip_import_request_decode(req, sizeof(req), busid)
 					   : USBIP_E_SHORT;
-		if (rc == USBIP_OK && !host_authenticated(srv, c)) {
+		/* Only a busid of the kernel's form goes further (into the
+		 * export table and the log): a newline or escape sequence in
+		 * it would forge log lines. */
+		bool form_ok = rc == USBIP_OK && busid_valid(busid);
+		if (rc == USBIP_OK && !form_ok) {
+			log_warn("%s: bad import request (busid not of the form BUS-PORT[.PORT...])",
+				 peer);
+			send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
+		} else if (rc == USBIP_OK && !host_authenticated(srv, c)) {
 			log_warn("import of %s from %s refused: host has not authenticated on the "
 				 "notify channel", busid, host);
 			send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
 		} else if (rc == USBIP_OK) {
 			serve_import(srv, fd, busid, peer);
 		} else {
-			log_warn("%s: bad import request (%s)", peer, usbip_codec_strerror(rc));
+			log_warn("%s: bad import request (%s)", peer,
+				 r == USBIP_BUSID_SIZE ? usbip_codec_strerror(rc) : op_read_error(r));
 			send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
 		}
 	} else {

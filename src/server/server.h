@@ -17,6 +17,7 @@
 
 #define SERVER_DEFAULT_PORT "3240"
 #define SERVER_MAX_LISTEN_FDS 8
+#define SERVER_DEFAULT_OP_TIMEOUT_MS 10000u
 
 struct server_config {
 	const char *host;            /* NULL or "" = every address */
@@ -50,6 +51,10 @@ struct server_config {
 	struct metrics *metrics;
 	const struct trace *trace;
 	unsigned auth_grace_ms;      /* default AUTH_HOSTS_DEFAULT_GRACE_MS */
+	/* The whole operation request (OP_REQ_DEVLIST, OP_REQ_IMPORT) must
+	 * arrive within this time of the accept, however it trickles in;
+	 * default SERVER_DEFAULT_OP_TIMEOUT_MS (tests use less). */
+	unsigned op_timeout_ms;
 };
 
 void server_config_defaults(struct server_config *cfg);

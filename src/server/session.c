@@ -300,6 +300,11 @@ void session_free(struct session *s)
 		session_release_all(s);
 		s->backend->ops->close(s->handle);
 	}
+	/* A command whose body was still coming when the input ended: its
+	 * URB was never started, so nothing else gives it back. */
+	if (s->rx_urb)
+		session_urb_put(s, s->rx_urb);
+	s->rx_urb = NULL;
 	session_urb_pool_free(s);
 	pthread_cond_destroy(&s->work_cond);
 	pthread_mutex_destroy(&s->work_lock);

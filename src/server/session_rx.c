@@ -68,8 +68,12 @@ static int parse_iso(struct session *s, struct urb *u, const uint8_t *raw)
 		u->iso_bk[i].length = u->iso_wire[i].length;
 		total += u->iso_wire[i].length;
 	}
-	if (total > buffer_length)
+	if (total > buffer_length) {
+		log_warn("session %s: seqnum %u: iso packet lengths add up to %llu, past the "
+			 "buffer's %u", s->peer, u->cmd.seqnum, (unsigned long long)total,
+			 buffer_length);
 		return LNX_EINVAL;
+	}
 
 	/* OUT packets the client placed elsewhere are gathered back to back. */
 	if (!u->cmd.direction && !u->fail && !iso_is_back_to_back(u->iso_wire, count)) {
