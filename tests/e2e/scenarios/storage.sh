@@ -134,5 +134,29 @@ check "e2fsck -fn clean" run_t 60 e2fsck -fn "$vdisk"
 check "usbip detach" client_detach_all
 check "detach frees the vhci port" wait_for 20 vhci_ports_free
 check "attached copy is gone" wait_for 20 usb_not_found 1d6b 0104 vhci
+
+# --- ours: drivers given back at detach, or taken at export -------------------
+# By default our server takes usb-storage from the local copy at import and
+# gives it back when the session ends; with --detach-on-export it takes it
+# as soon as it exports the device (as `usbip bind` does) and gives it back
+# when it stops.
+has_local_disk() { usb_blockdev "$local_dev" >/dev/null; }
+if [ "$E2E_SERVER" = ours ]; then
+	check "the local disk is back after the session" wait_for 30 has_local_disk
+	server_stop $BUSID
+	E2E_OURS_CMD="$(ours_cmd) --detach-on-export"
+	require "server exports $BUSID with --detach-on-export" server_start $BUSID
+	check "--detach-on-export: usb-storage left before any import" wait_for 20 no_local_disk
+	require "usbip attach -b $BUSID (drivers taken at export)" client_attach 127.0.0.1 $BUSID
+	copy=$(usb_find_wait 1d6b 0104 vhci 30)
+	vdisk=$(usb_wait_blockdev "$copy" 60)
+	check "vhci disk readable (drivers taken at export)" \
+		run_t 30 dd if="$vdisk" of=/dev/null bs=4096 count=1 iflag=direct status=none
+	check "usbip detach (drivers taken at export)" client_detach_all
+	check "detach frees the vhci port again" wait_for 20 vhci_ports_free
+	check "after the session the server takes usb-storage again" wait_for 20 no_local_disk
+	server_stop $BUSID
+	check "the server gives usb-storage back when it stops" wait_for 30 has_local_disk
+fi
 check "no kernel oops/BUG/WARNING" no_kernel_trouble
 e2e_finish
