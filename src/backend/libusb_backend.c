@@ -858,6 +858,7 @@ static int lu_open(struct backend *base, const char *busid, struct bk_handle **o
 	if (h == NULL)
 		return -LNX_ENOMEM;
 	h->base.backend = base;
+	h->base.quirks = lu_os_handle_quirks();
 	h->b = b;
 	h->sys_fd = -1;
 	r = open_device(b, busid, &h->dh, &h->sys_fd);
@@ -988,8 +989,9 @@ static void lu_close(struct bk_handle *bh)
 		give_back_driver(h, i);
 	pthread_mutex_unlock(&h->ctl_lock);
 
-	/* TODO(darwin): macOS has left devices wedged when they were only
-	 * closed (PROTOCOL.md, "macOS notes"): reset before closing there. */
+	/* macOS has left devices wedged when they were only closed
+	 * (PROTOCOL.md, "macOS notes"): its file resets first. */
+	lu_os_before_close(h);
 	libusb_close(h->dh);
 	if (h->sys_fd >= 0)
 		close(h->sys_fd); /* libusb_close leaves a wrapped fd to us */

@@ -3,7 +3,8 @@
  * Files: libusb_backend.c (lifecycle, event thread, hotplug, handle calls),
  * libusb_enum.c (device lists and bk_device_info), libusb_transfer.c
  * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers: reads,
- * the Linux scan, the uevent filter).
+ * the Linux scan, the uevent filter), libusb_os_linux.c / libusb_os_darwin.c
+ * (what libusb does differently per OS; the build picks one).
  *
  * Threads (all started by start() and joined by stop()): the event thread
  * (libusb_handle_events: completions and libusb's hotplug callback, which
@@ -250,5 +251,14 @@ int lu_cancel(struct bk_handle *bh, struct bk_transfer *t);
 /* Asks libusb to cancel every pending transfer of h (used by close when
  * the caller broke the contract). Caller holds h->xfer_lock. */
 void lu_cancel_all_locked(struct lu_handle *h);
+
+/* ---- libusb_os_<os>.c: what libusb does differently per OS ------------ */
+
+/* BK_QUIRK_* for every handle this OS's libusb opens. */
+uint32_t lu_os_handle_quirks(void);
+
+/* Called by close with the claims released and nothing pending, just
+ * before libusb_close (macOS: a reset, which closing alone lacks). */
+void lu_os_before_close(struct lu_handle *h);
 
 #endif

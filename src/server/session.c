@@ -117,7 +117,9 @@ void session_begin_close(struct session *s, const char *reason)
 	s->end_reason = reason;
 	/* Transfers at the device are cancelled; their completions still come
 	 * and are answered (a client that is still there gets every reply it
-	 * is owed). Control URBs that never started fail in the queue. */
+	 * is owed). Control URBs that never started fail in the queue, and
+	 * URBs waiting for a pipe abort to end fail there. */
+	session_abort_fail_waiting(s);
 	for (struct urb *u = s->pending.next; u != &s->pending; u = u->next)
 		if (u->state == URB_BACKEND)
 			bk_cancel(s->handle, &u->xfer);

@@ -57,12 +57,40 @@ struct urb *session_urb_get(struct session *s, size_t buf_len)
 	u->buf_cap = cap;
 	u->s = s;
 	u->state = URB_RX;
+	u->unlink_seqnum = u->unlink_inline;
+	u->unlink_cap = URB_INLINE_UNLINKS;
 	return u;
+}
+
+int session_urb_add_unlink(struct session *s, struct urb *u, uint32_t seqnum)
+{
+	if (u->n_unlinks == u->unlink_cap) {
+		unsigned cap = u->unlink_cap * 2;
+		uint32_t *p = malloc(cap * sizeof(*p));
+		if (!p)
+			return -LNX_ENOMEM;
+		memcpy(p, u->unlink_seqnum, u->n_unlinks * sizeof(*p));
+		if (u->unlink_seqnum != u->unlink_inline)
+			free(u->unlink_seqnum);
+		u->unlink_seqnum = p;
+		u->unlink_cap = cap;
+	}
+	u->unlink_seqnum[u->n_unlinks++] = seqnum;
+	s->unlinks_waiting++;
+	return 0;
+}
+
+static void free_unlinks(struct urb *u)
+{
+	if (u->unlink_seqnum && u->unlink_seqnum != u->unlink_inline)
+		free(u->unlink_seqnum);
+	u->unlink_seqnum = NULL;
 }
 
 void session_urb_put(struct session *s, struct urb *u)
 {
 	free_iso(u);
+	free_unlinks(u);
 	u->state = URB_FREE;
 	if (s->pool_n < SESSION_POOL_MAX && s->pool_bytes + u->buf_cap <= SESSION_POOL_BYTES) {
 		u->qnext = s->pool;
@@ -92,8 +120,8 @@ static struct urb **bucket(struct session *s, uint32_t seqnum)
 	return &s->hash[seqnum & (SESSION_HASH_SIZE - 1)];
 }
 
-/* The newest URB with this seqnum (a client that reuses one unlinks the
- * newest), or NULL. */
+/* The URB with this seqnum not yet completed, or NULL (a second submit
+ * with a seqnum still pending ends the session: session_rx.c). */
 struct urb *session_urb_find(struct session *s, uint32_t seqnum)
 {
 	for (struct urb *u = *bucket(s, seqnum); u; u = u->hnext)
@@ -227,8 +255,16 @@ void session_urb_go(struct session *s, struct urb *u)
 		}
 	}
 	u->xfer.flags = backend_flags(&u->cmd, u->xfer.type);
+	u->order = ++s->submit_order;
+	s->ep0_in_backend += u->cmd.ep == 0; /* until it completes, held or not */
+	if (session_abort_holds(s, u))
+		return;
+	session_urb_submit(s, u);
+}
+
+void session_urb_submit(struct session *s, struct urb *u)
+{
 	u->state = URB_BACKEND;
-	s->ep0_in_backend += u->cmd.ep == 0;
 	int rc = bk_submit(s->handle, &u->xfer);
 	log_debug("session %s: seqnum %u ep 0x%02x type %u len %u submitted (%d)", s->peer,
 		  u->cmd.seqnum, u->xfer.endpoint, u->xfer.type,
@@ -308,8 +344,18 @@ void session_urb_finish(struct session *s, struct urb *u)
 	log_debug("session %s: seqnum %u completed: status %d, %u bytes, %u unlinks%s", s->peer,
 		  u->cmd.seqnum, t->status, t->actual_length, u->n_unlinks,
 		  engine_on_thread(s->engine) ? "" : " (posted)");
+	if (u->in_abort && session_abort_done(s, u))
+		return; /* a bystander of a pipe abort: it goes to the backend again */
+	if (u->moved) {
+		/* It resumed after a pipe abort: count what it moved before. */
+		t->actual_length += u->moved;
+		t->buffer -= u->moved;
+		t->length += u->moved;
+		u->moved = 0;
+	}
 	untrack(s, u);
-	if (u->state == URB_BACKEND)
+	s->unlinks_waiting -= u->n_unlinks;
+	if (u->state == URB_BACKEND || u->state == URB_HELD)
 		s->ep0_in_backend -= u->cmd.ep == 0;
 	if (u->state == URB_WORKER)
 		s->worker_busy = false;
