@@ -25,10 +25,15 @@
 struct session_limits {
 	unsigned max_urbs;
 	size_t max_bytes;    /* buffers, in bytes */
+	/* A closing session waits this long for its cancelled transfers; one
+	 * still pending then is counted lost (and the device reset). 0: the
+	 * default. */
+	unsigned drain_ms;
 };
 
 #define SESSION_DEFAULT_MAX_URBS 1024u
 #define SESSION_DEFAULT_MAX_BYTES (64u * 1024u * 1024u)
+#define SESSION_DEFAULT_DRAIN_MS 5000u
 
 struct session;
 

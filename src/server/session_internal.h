@@ -46,6 +46,10 @@ struct tx_msg {
  * answered at its completion (the session bounds how many wait). */
 #define URB_INLINE_UNLINKS 2
 
+#define URB_FATE_LIVE 0        /* at the backend, or not yet submitted */
+#define URB_FATE_COMPLETED 1   /* the backend's completion has come */
+#define URB_FATE_LOST 2        /* the session gave up; the completion frees it */
+
 enum urb_state {
 	URB_FREE,        /* in the pool */
 	URB_RX,          /* its body is still being read */
@@ -86,6 +90,9 @@ struct urb {
 	bool in_abort;
 	uint32_t moved;
 	uint64_t order;            /* when it first went to the backend */
+	/* URB_FATE_*: its completion and a closing session giving up on it
+	 * race for it (the only field another thread writes after submit). */
+	atomic_int fate;
 	struct tx_msg reply;       /* RET_SUBMIT */
 };
 
@@ -182,6 +189,7 @@ struct session {
 	bool closing;
 	int64_t closing_ms;         /* when closing began */
 	bool drain_warned;
+	unsigned lost;              /* transfers given up at close */
 	const char *end_reason;
 
 	/* ---- post_lock: hand-overs from other threads ---- */
@@ -228,6 +236,9 @@ void session_urb_finish(struct session *s, struct urb *u);
 void session_urb_complete(struct bk_transfer *t);
 struct urb *session_urb_find(struct session *s, uint32_t seqnum);
 void session_urb_pool_free(struct session *s);
+/* Closing, the drain time over: gives up on every URB still at the backend
+ * (its completion, if it ever comes, frees it). Returns how many. */
+unsigned session_urb_give_up(struct session *s);
 
 /* session_abort.c: the kernel's per-URB unlink rules on a backend whose
  * cancel aborts the whole endpoint (BK_QUIRK_CANCEL_ABORTS_ENDPOINT). */

@@ -59,6 +59,7 @@ struct urb *session_urb_get(struct session *s, size_t buf_len)
 	u->state = URB_RX;
 	u->unlink_seqnum = u->unlink_inline;
 	u->unlink_cap = URB_INLINE_UNLINKS;
+	atomic_init(&u->fate, URB_FATE_LIVE);
 	return u;
 }
 
@@ -289,9 +290,22 @@ void session_urb_fail(struct urb *u, int32_t status)
 
 /* ---- completion ------------------------------------------------------- */
 
+/* An URB its session gave up on; the session may be gone. */
+static void free_orphan(struct urb *u)
+{
+	free_iso(u);
+	free_unlinks(u);
+	free(u->buf);
+	free(u);
+}
+
 void session_urb_complete(struct bk_transfer *t)
 {
 	struct urb *u = t->user;
+	if (atomic_exchange(&u->fate, URB_FATE_COMPLETED) == URB_FATE_LOST) {
+		free_orphan(u);
+		return;
+	}
 	struct session *s = u->s;
 	if (engine_on_thread(s->engine)) {
 		session_urb_finish(s, u);
@@ -412,4 +426,30 @@ void session_urb_finish(struct session *s, struct urb *u)
 		metrics_count_unlink(s->metrics, false);
 	for (unsigned i = 0; i < u->n_unlinks; i++)
 		session_tx_ret_unlink(s, u->unlink_seqnum[i], 0);
+}
+
+unsigned session_urb_give_up(struct session *s)
+{
+	unsigned n = 0;
+	struct urb *u = s->pending.next;
+	while (u != &s->pending) {
+		struct urb *next = u->next;
+		int live = URB_FATE_LIVE;
+		/* A completion already under way (posted, or being posted) wins:
+		 * the next turn takes it as usual. */
+		if (u->state == URB_BACKEND &&
+		    atomic_compare_exchange_strong(&u->fate, &live, URB_FATE_LOST)) {
+			untrack(s, u);
+			s->unlinks_waiting -= u->n_unlinks;
+			s->ep0_in_backend -= u->cmd.ep == 0;
+			s->n_urbs--;
+			s->bytes -= u->cost;
+			/* Unlinked: it never completes now, so each unlink won. */
+			for (unsigned i = 0; i < u->n_unlinks; i++)
+				session_tx_ret_unlink(s, u->unlink_seqnum[i], -LNX_ECONNRESET);
+			n++;
+		}
+		u = next;
+	}
+	return n;
 }
