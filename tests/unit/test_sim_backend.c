@@ -1399,7 +1399,7 @@ static void test_darwin_close_needs_reset(void **state)
 	struct fx *f = *state;
 	struct bk_handle *h2;
 	struct txfer x;
-	uint8_t buf[8 + 18];
+	uint8_t buf[64];
 
 	f->b->ops->close(f->h);
 	f->h = NULL;
