@@ -16,6 +16,8 @@
  *   claims): the worker writes it after its backend calls return, the
  *   engine reads it to route an URB. Held for copies only, never across a
  *   backend call.
+ * - urb.fate is atomic: a backend's completion (any thread) and a closing
+ *   session giving up on the URB race on it; the winner owns the URB.
  * Lock order: none is taken while holding another. */
 #ifndef USBIP_NOTIFY_SERVER_SESSION_INTERNAL_H
 #define USBIP_NOTIFY_SERVER_SESSION_INTERNAL_H
