@@ -45,6 +45,7 @@
  *   event thread, after start(). Per endpoint, transfers complete in order.
  * - cancel: 0 while the transfer waits (delay, or loopback data/room); its
  *   completion then has -ECONNRESET. -ENOENT once its result is decided.
+ *   In darwin mode (sim_set_darwin) it ends the whole endpoint's queue.
  * - claim_interface: -ENOENT for no such interface, -EBUSY when locked or
  *   claimed by another handle, 0 when this handle already holds it.
  *   release_interface: -ENOENT when this handle does not hold it.

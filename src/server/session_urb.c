@@ -266,6 +266,9 @@ void session_urb_go(struct session *s, struct urb *u)
 void session_urb_submit(struct session *s, struct urb *u)
 {
 	u->state = URB_BACKEND;
+	/* Not at the backend now, so no completion races this (a bystander of
+	 * a pipe abort goes back after one came). */
+	atomic_store(&u->fate, URB_FATE_LIVE);
 	int rc = bk_submit(s->handle, &u->xfer);
 	log_debug("session %s: seqnum %u ep 0x%02x type %u len %u submitted (%d)", s->peer,
 		  u->cmd.seqnum, u->xfer.endpoint, u->xfer.type,

@@ -521,6 +521,27 @@ static void test_wedged_transfer_at_close(void **state)
 	uc_close(c);
 }
 
+/* Darwin mode: a bystander of a pipe abort goes back to the device and
+ * wedges there (the wedge catches the next submit on the endpoint: its
+ * resubmission). The closing session must give up on it all the same. */
+static void test_resubmitted_bystander_wedges(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f);
+	submit(c, 1, USBIP_DIR_IN, 2, PACKET, NULL);
+	submit(c, 2, USBIP_DIR_IN, 2, PACKET, NULL);
+	expect_quiet(c, 50);
+	assert_int_equal(sim_wedge_next(f->sim, "1-1", 0x82), 0);
+	assert_int_equal(uc_unlink(c, 3, 2), 0);
+	expect_unlink_won(c, 3);
+	uc_close(c);
+
+	c = import_within(f, "1-1", 10 * DRAIN_MS);
+	assert_int_equal(sim_unwedge(f->sim, "1-1"), 0); /* usbfs: the wedge is still armed */
+	loopback_roundtrip(c, 1);
+	uc_close(c);
+}
+
 /* Darwin mode leaves a device closed unreset stuck; the server resets it
  * at every session's end, so the next session finds it working. */
 static void test_next_session_after_transfers(void **state)
@@ -551,6 +572,7 @@ int main(void)
 		BOTH(test_many_unlinks_of_one_urb),
 		BOTH(test_duplicate_seqnum),
 		BOTH(test_wedged_transfer_at_close),
+		BOTH(test_resubmitted_bystander_wedges),
 		BOTH(test_next_session_after_transfers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
