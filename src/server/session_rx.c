@@ -210,9 +210,9 @@ static void adopt_early_unlink(struct session *s, struct urb *u)
 			continue;
 		}
 		if (session_urb_add_unlink(s, u, s->early[i].seqnum) < 0) {
-			/* Answered now instead; the URB, unlinked by the others or
-			 * not, then answers as the rules say. */
-			session_tx_ret_unlink(s, s->early[i].seqnum, 0);
+			/* No answer would be right before the URB's end. */
+			log_error("session %s: out of memory for an unlink, closing", s->peer);
+			session_begin_close(s, "out of memory");
 		}
 		memmove(&s->early[i], &s->early[i + 1], (s->n_early - i - 1) * sizeof(s->early[0]));
 		s->n_early--;
