@@ -34,7 +34,7 @@ struct fixture {
 	char port[8];
 };
 
-static int start(void **state, bool darwin)
+static int start_with(void **state, bool darwin, unsigned max_urbs)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
@@ -47,6 +47,8 @@ static int start(void **state, bool darwin)
 	cfg.host = "127.0.0.1";
 	cfg.port = "0";
 	cfg.limits.drain_ms = DRAIN_MS;
+	if (max_urbs)
+		cfg.limits.max_urbs = max_urbs;
 	f->srv = server_new(f->sim, &cfg);
 	assert_non_null(f->srv);
 	assert_int_equal(server_start(f->srv), 0);
@@ -57,12 +59,19 @@ static int start(void **state, bool darwin)
 
 static int setup_usbfs(void **state)
 {
-	return start(state, false);
+	return start_with(state, false, 0);
 }
 
 static int setup_darwin(void **state)
 {
-	return start(state, true);
+	return start_with(state, true, 0);
+}
+
+enum { SMALL_MAX_URBS = 4 };
+
+static int setup_small(void **state)
+{
+	return start_with(state, false, SMALL_MAX_URBS);
 }
 
 static int teardown(void **state)
@@ -461,6 +470,30 @@ static void test_many_unlinks_of_one_urb(void **state)
 	uc_close(c);
 }
 
+/* More unlinks waiting than a vhci could send (twice --max-urbs) close the
+ * session. The URB never ends (wedged), so after the drain time it is given
+ * up: each unlink kept is then answered -ECONNRESET, the connection closes,
+ * and the device serves the next session. */
+static void test_unlinks_past_the_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f);
+	assert_int_equal(sim_wedge_next(f->sim, "1-1", 0x82), 0);
+	submit(c, 1, USBIP_DIR_IN, 2, PACKET, NULL);
+	enum { KEPT = 2 * SMALL_MAX_URBS };
+	for (uint32_t i = 0; i <= KEPT; i++)
+		assert_int_equal(uc_unlink(c, 11 + i, 1), 0);
+	for (uint32_t i = 0; i < KEPT; i++)
+		expect_unlink_verdict(c, 11 + i, i == 0);
+	struct uc_reply r;
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), UC_E_CLOSED);
+	uc_close(c);
+
+	c = import_within(f, "1-1", TIMEOUT_MS);
+	loopback_roundtrip(c, 1);
+	uc_close(c);
+}
+
 /* Two pending submits with one seqnum: the session ends (any reply would
  * be ambiguous). The first URB's answer still goes out, the second gets
  * none, and the device serves the next session. */
@@ -574,6 +607,8 @@ int main(void)
 		BOTH(test_wedged_transfer_at_close),
 		BOTH(test_resubmitted_bystander_wedges),
 		BOTH(test_next_session_after_transfers),
+		{ "test_unlinks_past_the_bound", test_unlinks_past_the_bound, setup_small, teardown,
+		  NULL },
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
