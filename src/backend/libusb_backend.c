@@ -1162,6 +1162,8 @@ static int lu_reset(struct bk_handle *bh)
 	int r = libusb_reset_device(h->dh);
 
 	pthread_mutex_unlock(&h->ctl_lock);
+	if (r == LIBUSB_SUCCESS)
+		atomic_store(&h->used, false);
 	/* NOT_FOUND: the device re-enumerated as a new one (its descriptors
 	 * changed); this handle is dead. */
 	if (r == LIBUSB_ERROR_NOT_FOUND)

@@ -118,6 +118,8 @@ struct lu_handle {
 	pthread_cond_t idle;        /* signalled when in_flight drops to 0 */
 	struct lu_xfer *pending;    /* submitted, completion not yet delivered */
 	unsigned in_flight;
+
+	atomic_bool used;           /* a transfer was submitted since the last reset */
 };
 
 /* ---- libusb_sysfs.c: pure helpers over a sysfs tree ------------------- */
@@ -258,7 +260,8 @@ void lu_cancel_all_locked(struct lu_handle *h);
 uint32_t lu_os_handle_quirks(void);
 
 /* Called by close with the claims released and nothing pending, just
- * before libusb_close (macOS: a reset, which closing alone lacks). */
+ * before libusb_close (macOS: a reset when the handle was used since its
+ * last one, which closing alone lacks). */
 void lu_os_before_close(struct lu_handle *h);
 
 #endif

@@ -4,7 +4,9 @@
  * endpoint ends, not just the one cancelled: the handle says so with
  * BK_QUIRK_CANCEL_ABORTS_ENDPOINT and the server keeps the per-URB unlink
  * rules on top (src/server/session_abort.c). Closing a device without a
- * reset has left it wedged for the next user: reset first. */
+ * reset has left it wedged for the next user: reset first, unless nothing
+ * was submitted since the last reset (the server resets at a session's
+ * end already). */
 #include "backend/libusb_internal.h"
 
 #include "common/log.h"
@@ -16,6 +18,8 @@ uint32_t lu_os_handle_quirks(void)
 
 void lu_os_before_close(struct lu_handle *h)
 {
+	if (!atomic_load(&h->used))
+		return; /* reset since its last transfer (the server does at a session's end) */
 	int r = libusb_reset_device(h->dh);
 
 	/* NOT_FOUND: it re-enumerated; NO_DEVICE: it is gone. Neither needs it. */

@@ -236,6 +236,7 @@ int lu_submit(struct bk_handle *bh, struct bk_transfer *t)
 		ret = lnx_errno_from_libusb_error(r);
 		goto err_free_transfer;
 	}
+	atomic_store_explicit(&h->used, true, memory_order_relaxed);
 	return 0;
 
 err_free_transfer:
