@@ -64,8 +64,9 @@ void session_set_need_reset(struct session *s, bool need);
 bool session_ended_clean(const struct session *s);
 
 /* Serves commands until the peer goes, the device goes, or the peer sends
- * something malformed; then cancels and waits for in-flight transfers, sends
- * what is left to send, and resets the device. The calling thread is the
+ * something malformed; then cancels and waits for in-flight transfers (at
+ * most limits.drain_ms: later ones are counted lost), sends what is left to
+ * send, and resets the device. The calling thread is the
  * session's worker meanwhile. */
 void session_run(struct session *s);
 
