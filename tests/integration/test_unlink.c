@@ -359,6 +359,63 @@ static void test_unlink_middle_of_queue(void **state)
 	uc_close(c);
 }
 
+/* Control URBs share one pipe (darwin: USBDeviceAbortPipeZero): three
+ * GET_DESCRIPTORs on a slow device, the middle one unlinked; the others
+ * complete in order with the whole descriptor. */
+static void test_unlink_control_in_queue(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f);
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 150), 0);
+	for (uint32_t i = 1; i <= 3; i++) {
+		struct uc_urb u = {
+			.seqnum = i,
+			.devid = uc_devid(c),
+			.direction = USBIP_DIR_IN,
+			.ep = 0,
+			.buffer_length = 18,
+			.transfer_flags = USBIP_URB_DIR_IN,
+			.setup = { 0x80, 6, 0, 1, 0, 0, 18, 0 }, /* device descriptor */
+		};
+		assert_int_equal(uc_submit(c, &u), 0);
+	}
+	assert_int_equal(uc_unlink(c, 10, 2), 0);
+	int32_t verdict = 1; /* not yet */
+	uint32_t order[3], n = 0;
+	while (verdict == 1 || uc_outstanding(c) > 0) {
+		struct uc_reply r;
+		recv_reply(c, &r);
+		if (r.command == USBIP_RET_UNLINK) {
+			assert_int_equal(r.seqnum, 10);
+			verdict = r.status;
+		} else {
+			assert_true(n < 3);
+			order[n++] = r.seqnum;
+			assert_int_equal(r.status, 0);
+			assert_int_equal(r.actual_length, 18);
+			assert_int_equal(r.data[0], 18);
+			assert_int_equal(r.data[1], 1);
+		}
+		uc_reply_free(&r);
+	}
+	/* Won: 1 and 3 in order. Lost: 2 had completed, all three in order. */
+	if (verdict == -LNX_ECONNRESET) {
+		check_bystanders(f); /* darwin: 3 at least went down with 2 */
+		assert_int_equal(n, 2);
+		assert_int_equal(order[0], 1);
+		assert_int_equal(order[1], 3);
+	} else {
+		assert_int_equal(verdict, 0);
+		assert_int_equal(n, 3);
+		for (uint32_t i = 0; i < 3; i++)
+			assert_int_equal(order[i], i + 1);
+	}
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 0), 0);
+	assert_int_equal(uc_outstanding(c), 0);
+	loopback_roundtrip(c, 300);
+	uc_close(c);
+}
+
 /* "Unlink all": every queued read unlinked, last first; no RET_SUBMIT.
  * The answers may come in any order (darwin mode: as the aborted pipe's
  * completions come in). */
@@ -600,6 +657,7 @@ int main(void)
 		BOTH(test_unlink_one_of_many_reads),
 		BOTH(test_unlink_one_of_many_writes),
 		BOTH(test_unlink_middle_of_queue),
+		BOTH(test_unlink_control_in_queue),
 		BOTH(test_unlink_all),
 		BOTH(test_abort_keeps_moved_data),
 		BOTH(test_many_unlinks_of_one_urb),
