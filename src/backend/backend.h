@@ -179,8 +179,15 @@ struct backend {
 	void *hotplug_ctx;
 };
 
+/* bk_handle.quirks: how this handle differs from Linux's usbfs. */
+/* cancel ends every transfer pending on the transfer's endpoint (macOS:
+ * libusb aborts the pipe), each with -ECONNRESET, the one being moved maybe
+ * with part of its data moved (actual_length). */
+#define BK_QUIRK_CANCEL_ABORTS_ENDPOINT 0x1u
+
 struct bk_handle {
 	struct backend *backend;
+	uint32_t quirks;      /* BK_QUIRK_*, set by open */
 };
 
 /* Set before start(); may be NULL. */

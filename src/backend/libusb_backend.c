@@ -860,6 +860,7 @@ static int lu_open(struct backend *base, const char *busid, struct bk_handle **o
 	if (h == NULL)
 		return -LNX_ENOMEM;
 	h->base.backend = base;
+	h->base.quirks = lu_os_handle_quirks();
 	h->b = b;
 	h->sys_fd = -1;
 	r = lu_open_device(b, busid, &h->dh, &h->sys_fd);
@@ -990,8 +991,9 @@ static void lu_close(struct bk_handle *bh)
 		give_back_driver(h, i);
 	pthread_mutex_unlock(&h->ctl_lock);
 
-	/* TODO(darwin): macOS has left devices wedged when they were only
-	 * closed (PROTOCOL.md, "macOS notes"): reset before closing there. */
+	/* macOS has left devices wedged when they were only closed
+	 * (PROTOCOL.md, "macOS notes"): its file resets first. */
+	lu_os_before_close(h);
 	libusb_close(h->dh);
 	if (h->sys_fd >= 0)
 		close(h->sys_fd); /* libusb_close leaves a wrapped fd to us */
@@ -1162,6 +1164,8 @@ static int lu_reset(struct bk_handle *bh)
 	int r = libusb_reset_device(h->dh);
 
 	pthread_mutex_unlock(&h->ctl_lock);
+	if (r == LIBUSB_SUCCESS)
+		atomic_store(&h->used, false);
 	/* NOT_FOUND: the device re-enumerated as a new one (its descriptors
 	 * changed); this handle is dead. */
 	if (r == LIBUSB_ERROR_NOT_FOUND)

@@ -3,7 +3,8 @@
  * Files: libusb_backend.c (lifecycle, event thread, hotplug, handle calls),
  * libusb_enum.c (device lists and bk_device_info), libusb_transfer.c
  * (asynchronous transfers), libusb_sysfs.c (pure sysfs helpers: reads,
- * the Linux scan, the uevent filter).
+ * the Linux scan, the uevent filter), libusb_os_linux.c / libusb_os_darwin.c
+ * (what libusb does differently per OS; the build picks one).
  *
  * Threads (all started by start() and joined by stop()): the event thread
  * (libusb_handle_events: completions and libusb's hotplug callback, which
@@ -129,6 +130,8 @@ struct lu_handle {
 	pthread_cond_t idle;        /* signalled when in_flight drops to 0 */
 	struct lu_xfer *pending;    /* submitted, completion not yet delivered */
 	unsigned in_flight;
+
+	atomic_bool used;           /* a transfer was submitted since the last reset */
 };
 
 /* ---- libusb_sysfs.c: pure helpers over a sysfs tree ------------------- */
@@ -271,5 +274,15 @@ int lu_open_device(struct lu_backend *b, const char *busid, libusb_device_handle
 /* libusb_drivers.c: backend_ops.detach_drivers, and the give-back at stop. */
 int lu_detach_drivers(struct backend *base, const char *busid);
 void lu_give_back_drivers(struct lu_backend *b);
+
+/* ---- libusb_os_<os>.c: what libusb does differently per OS ------------ */
+
+/* BK_QUIRK_* for every handle this OS's libusb opens. */
+uint32_t lu_os_handle_quirks(void);
+
+/* Called by close with the claims released and nothing pending, just
+ * before libusb_close (macOS: a reset when the handle was used since its
+ * last one, which closing alone lacks). */
+void lu_os_before_close(struct lu_handle *h);
 
 #endif

@@ -236,6 +236,7 @@ int lu_submit(struct bk_handle *bh, struct bk_transfer *t)
 		ret = lnx_errno_from_libusb_error(r);
 		goto err_free_transfer;
 	}
+	atomic_store_explicit(&h->used, true, memory_order_relaxed);
 	return 0;
 
 err_free_transfer:
@@ -250,12 +251,10 @@ int lu_cancel(struct bk_handle *bh, struct bk_transfer *t)
 	struct lu_handle *h = (struct lu_handle *)bh;
 	int ret;
 
-	/* TODO(darwin): on macOS, libusb_cancel_transfer aborts every transfer
-	 * queued on the endpoint, not just this one (see PROTOCOL.md, "macOS
-	 * notes"). There, count pending transfers per endpoint and either
-	 * defer the abort until every one of them has been unlinked or
-	 * resubmit the innocent ones from their completions. Not done yet:
-	 * this code is only right where cancel is per transfer (Linux). */
+	/* On macOS this aborts every transfer pending on the endpoint, not
+	 * just this one: the handle carries BK_QUIRK_CANCEL_ABORTS_ENDPOINT
+	 * (libusb_os_darwin.c) and the server keeps the per-URB unlink rules
+	 * on top of it. */
 	pthread_mutex_lock(&h->xfer_lock);
 	struct lu_xfer *x = t->priv;
 

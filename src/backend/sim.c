@@ -73,6 +73,8 @@ struct sim_xfer {
 	struct sim_device *dev;
 	uint8_t ep_index;       /* see ep_index() */
 	uint8_t ifnum;          /* interface of the endpoint; 0xff for ep 0 */
+	bool wedged;            /* sim_wedge_next: ignores time, cancel and reset */
+	bool cancelled;         /* cancel asked while wedged */
 	struct timespec due;
 };
 
@@ -95,6 +97,9 @@ struct sim_device {
 	uint8_t locked;             /* bit per interface (test control) */
 	unsigned drivers_taken;     /* detach_drivers calls (test counter) */
 	uint32_t delay_ms;          /* test control */
+	uint32_t wedge_next;        /* bit per ep_index(): its next transfer wedges */
+	bool used;                  /* darwin mode: a transfer since the last reset */
+	bool stuck;                 /* darwin mode: closed unreset; fails until reset */
 	uint32_t frame;             /* iso start_frame counter */
 	uint8_t vendor_buf[SIM_VENDOR_BUF_SIZE];
 	size_t vendor_len;
@@ -127,6 +132,8 @@ struct sim_backend {
 	struct sim_node pending;    /* list heads (sentinels) */
 	struct sim_node work;
 	int npending;               /* submitted, complete() not yet called */
+	bool darwin;                /* sim_set_darwin: macOS's cancel and close */
+	int bystanders;             /* transfers a pipe abort ended besides its target */
 	struct sim_handle *handles;
 	unsigned ndevs;
 	uint8_t next_devnum;
@@ -316,14 +323,14 @@ static void finish_now(struct sim_backend *sb, struct sim_xfer *x, int32_t statu
 #define FLUSH_NON_CONTROL (-2)
 
 static void flush_device(struct sim_backend *sb, struct sim_device *dev, int ifnum,
-			 int32_t status)
+			 int32_t status, bool wedged_too)
 {
 	struct sim_node *n = sb->pending.next;
 
 	while (n != &sb->pending) {
 		struct sim_node *next = n->next;
 		struct sim_xfer *x = (struct sim_xfer *)n;
-		bool match = x->dev == dev &&
+		bool match = x->dev == dev && (wedged_too || !x->wedged) &&
 			     (ifnum == FLUSH_ALL ||
 			      (ifnum == FLUSH_NON_CONTROL && x->ep_index != 0) ||
 			      (ifnum >= 0 && x->ifnum == ifnum));
@@ -521,12 +528,13 @@ static bool run_xfer(struct sim_xfer *x)
 
 	t->actual_length = 0;
 	t->start_frame = 0;
-	if (dev->stalled & (1u << x->ep_index)) {
-		t->status = -LNX_EPIPE;
+	bool stuck = dev->stuck && t->type != BK_XFER_CONTROL;
+	if (stuck || (dev->stalled & (1u << x->ep_index))) {
+		t->status = stuck ? -LNX_EPROTO : -LNX_EPIPE;
 		if (t->type == BK_XFER_ISO)
 			for (uint32_t i = 0; i < t->num_iso_packets; i++) {
 				t->iso[i].actual_length = 0;
-				t->iso[i].status = -LNX_EPIPE;
+				t->iso[i].status = t->status;
 			}
 		return true;
 	}
@@ -593,7 +601,9 @@ static bool advance(struct sim_backend *sb, struct timespec *next)
 				n = nn;
 				continue;
 			}
-			if (ts_before(&now, &x->due)) {
+			if (x->wedged) {
+				held[slot] |= bit; /* and no due time: it never runs */
+			} else if (ts_before(&now, &x->due)) {
 				held[slot] |= bit;
 				if (!have_next || ts_before(&x->due, next))
 					*next = x->due;
@@ -859,6 +869,7 @@ static int sim_open(struct backend *b, const char *busid, struct bk_handle **out
 		return -LNX_ENODEV;
 	}
 	h->base.backend = b;
+	h->base.quirks = sb->darwin ? BK_QUIRK_CANCEL_ABORTS_ENDPOINT : 0;
 	h->sb = sb;
 	h->dev = dev;
 	h->generation = dev->generation;
@@ -889,6 +900,11 @@ static void sim_close(struct bk_handle *bh)
 	for (n = sb->work.next; n != &sb->work; n = n->next)
 		if (n->kind == SIM_NODE_XFER && ((struct sim_xfer *)n)->h == h)
 			((struct sim_xfer *)n)->h = NULL;
+	/* macOS has left devices wedged when a handle was closed without a
+	 * reset after use: so does darwin mode, until the next reset. */
+	struct sim_device *dev = live_device(h);
+	if (sb->darwin && dev != NULL && dev->used)
+		dev->stuck = true;
 	for (struct sim_handle **pp = &sb->handles; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == h) {
 			*pp = h->next;
@@ -951,7 +967,7 @@ static int sim_set_configuration(struct bk_handle *bh, int value)
 		/* The backend contract: this handle's claims end with the
 		 * configuration they belonged to. */
 		h->claimed = 0;
-		flush_device(sb, dev, FLUSH_NON_CONTROL, -LNX_ESHUTDOWN);
+		flush_device(sb, dev, FLUSH_NON_CONTROL, -LNX_ESHUTDOWN, false);
 		dev->config = (uint8_t)value;
 		memset(dev->alt, 0, sizeof(dev->alt));
 		dev->stalled = 0;
@@ -1018,7 +1034,7 @@ static int sim_set_interface(struct bk_handle *bh, uint8_t ifnum, uint8_t alt)
 	} else {
 		/* As Linux does: the interface's endpoints are flushed and reset
 		 * even when the altsetting stays the same. */
-		flush_device(sb, dev, ifnum, -LNX_ESHUTDOWN);
+		flush_device(sb, dev, ifnum, -LNX_ESHUTDOWN, false);
 		dev->alt[ifnum] = alt;
 		for (unsigned i = 1; i < 32; i++) {
 			uint8_t addr = (uint8_t)((i & 0x0f) | (i & 16 ? 0x80 : 0));
@@ -1064,7 +1080,9 @@ static int sim_reset(struct bk_handle *bh)
 	} else {
 		/* Same devnum and claims (libusb re-claims after a reset); the
 		 * device itself starts over. */
-		flush_device(sb, dev, FLUSH_ALL, -LNX_ESHUTDOWN);
+		flush_device(sb, dev, FLUSH_ALL, -LNX_ESHUTDOWN, false);
+		dev->used = false;
+		dev->stuck = false;
 		memset(dev->alt, 0, sizeof(dev->alt));
 		dev->stalled = 0;
 		dev->fifo_head = 0;
@@ -1159,6 +1177,12 @@ static int sim_submit(struct bk_handle *bh, struct bk_transfer *t)
 	x->t = t;
 	x->h = h;
 	x->dev = dev;
+	if (dev->wedge_next & (1u << x->ep_index)) {
+		dev->wedge_next &= ~(1u << x->ep_index);
+		x->wedged = true;
+	}
+	if (t->type != BK_XFER_CONTROL)
+		dev->used = true;
 	now_plus_ms(&x->due, dev->delay_ms);
 	t->status = 0;
 	t->actual_length = 0;
@@ -1175,6 +1199,61 @@ err_unlock:
 	return ret;
 }
 
+/* Darwin mode: what an aborted transfer at the head of its endpoint had
+ * moved already. Sources and sinks waiting for their due time are half
+ * done (in whole packets); a loopback OUT waiting for room has put in the
+ * whole packets that fit; a loopback IN waiting for data has nothing. */
+static uint32_t moved_before_abort(struct sim_device *dev, struct sim_xfer *x,
+				   const struct timespec *now)
+{
+	struct bk_transfer *t = x->t;
+	uint32_t mps = t->type == BK_XFER_BULK ? 512u : 64u;
+	uint32_t n = 0;
+
+	if ((t->type != BK_XFER_BULK && t->type != BK_XFER_INTERRUPT) || dev->stuck ||
+	    (dev->stalled & (1u << x->ep_index)))
+		return 0;
+	if (t->endpoint == 0x02) {
+		n = (uint32_t)(SIM_LOOPBACK_MAX - dev->fifo_len) / mps * mps;
+		if (n >= t->length)
+			return 0; /* it would not have been waiting */
+		return (uint32_t)fifo_push(dev, t->buffer, n);
+	}
+	if (t->endpoint == 0x82 || !ts_before(now, &x->due))
+		return 0;
+	n = t->length / 2 / mps * mps;
+	if (n > 0 && (t->endpoint & 0x80) != 0)
+		fill_source(t->buffer, n);
+	return n;
+}
+
+/* Darwin mode: cancelling one transfer aborts its whole pipe, as libusb's
+ * darwin backend does (AbortPipe): every transfer of that handle pending on
+ * the endpoint ends with -ECONNRESET, the one at the head maybe with data
+ * moved. Wedged ones ignore it. Caller holds lock. */
+static void abort_pipe(struct sim_backend *sb, struct sim_xfer *target)
+{
+	struct timespec now;
+	bool head = true;
+
+	clock_gettime(SIM_CLOCK, &now);
+	struct sim_node *n = sb->pending.next;
+	while (n != &sb->pending) {
+		struct sim_node *next = n->next;
+		struct sim_xfer *x = (struct sim_xfer *)n;
+		if (x->h == target->h && x->dev == target->dev && x->ep_index == target->ep_index) {
+			uint32_t moved = head && !x->wedged ? moved_before_abort(x->dev, x, &now) : 0;
+			head = false;
+			if (!x->wedged) {
+				finish_now(sb, x, -LNX_ECONNRESET);
+				x->t->actual_length = moved;
+				sb->bystanders += x != target;
+			}
+		}
+		n = next;
+	}
+}
+
 static int sim_cancel(struct bk_handle *bh, struct bk_transfer *t)
 {
 	struct sim_handle *h = handle_of(bh);
@@ -1187,7 +1266,12 @@ static int sim_cancel(struct bk_handle *bh, struct bk_transfer *t)
 	for (struct sim_node *n = sb->pending.next; n != &sb->pending; n = n->next) {
 		struct sim_xfer *x = (struct sim_xfer *)n;
 		if (x->t == t && x->h == h) {
-			finish_now(sb, x, -LNX_ECONNRESET);
+			if (x->wedged)
+				x->cancelled = true; /* accepted, and nothing happens */
+			else if (sb->darwin)
+				abort_pipe(sb, x);
+			else
+				finish_now(sb, x, -LNX_ECONNRESET);
 			ret = 0;
 			break;
 		}
@@ -1367,7 +1451,7 @@ static int do_unplug(struct sim_backend *sb, struct sim_device *dev, void *arg)
 	(void)arg;
 	if (!dev->present)
 		return -LNX_ENODEV;
-	flush_device(sb, dev, FLUSH_ALL, -LNX_ESHUTDOWN);
+	flush_device(sb, dev, FLUSH_ALL, -LNX_ESHUTDOWN, true);
 	queue_event(sb, dev, BK_DEVICE_LEFT); /* after the failed transfers */
 	for (struct sim_handle *h = sb->handles; h != NULL; h = h->next)
 		if (h->dev == dev)
@@ -1458,4 +1542,59 @@ int sim_claimed_interfaces(struct backend *b)
 			n += (h->claimed >> i) & 1u;
 	pthread_mutex_unlock(&sb->lock);
 	return n;
+}
+
+int sim_set_darwin(struct backend *b, bool on)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	sb->darwin = on;
+	pthread_mutex_unlock(&sb->lock);
+	return 0;
+}
+
+int sim_pipe_bystanders(struct backend *b)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	int n = sb->bystanders;
+	pthread_mutex_unlock(&sb->lock);
+	return n;
+}
+
+static int do_wedge(struct sim_backend *sb, struct sim_device *dev, void *arg)
+{
+	(void)sb;
+	dev->wedge_next |= 1u << ep_index(*(const uint8_t *)arg);
+	return 0;
+}
+
+int sim_wedge_next(struct backend *b, const char *busid, uint8_t endpoint)
+{
+	return with_device(b, busid, do_wedge, &endpoint);
+}
+
+static int do_unwedge(struct sim_backend *sb, struct sim_device *dev, void *arg)
+{
+	(void)arg;
+	for (struct sim_node *n = sb->pending.next; n != &sb->pending;) {
+		struct sim_node *next = n->next;
+		struct sim_xfer *x = (struct sim_xfer *)n;
+		if (x->dev == dev && x->wedged) {
+			x->wedged = false;
+			if (x->cancelled)
+				finish_now(sb, x, -LNX_ECONNRESET);
+		}
+		n = next;
+	}
+	dev->wedge_next = 0;
+	kick(sb);
+	return 0;
+}
+
+int sim_unwedge(struct backend *b, const char *busid)
+{
+	return with_device(b, busid, do_unwedge, NULL);
 }

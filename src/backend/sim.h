@@ -45,6 +45,7 @@
  *   event thread, after start(). Per endpoint, transfers complete in order.
  * - cancel: 0 while the transfer waits (delay, or loopback data/room); its
  *   completion then has -ECONNRESET. -ENOENT once its result is decided.
+ *   In darwin mode (sim_set_darwin) it ends the whole endpoint's queue.
  * - claim_interface: -ENOENT for no such interface, -EBUSY when locked or
  *   claimed by another handle, 0 when this handle already holds it.
  *   release_interface: -ENOENT when this handle does not hold it.
@@ -104,6 +105,27 @@ int sim_lock_interface(struct backend *b, const char *busid, uint8_t ifnum, bool
 /* How often the server asked to take this device's OS drivers
  * (backend_ops.detach_drivers; the sim has none and only counts). */
 int sim_drivers_taken(struct backend *b, const char *busid);
+
+/* Darwin mode (before opening handles), as libusb behaves on macOS:
+ * handles carry BK_QUIRK_CANCEL_ABORTS_ENDPOINT, and a cancel ends every
+ * transfer of that handle pending on the endpoint with -ECONNRESET (the
+ * one at the head of the queue maybe with data moved: a source or sink
+ * still waiting for its delay half of it in whole packets, a loopback OUT
+ * waiting for room the whole packets that fit). A handle closed after
+ * non-control transfers without a reset since leaves the device stuck:
+ * its non-control transfers fail with -EPROTO until the next reset. */
+int sim_set_darwin(struct backend *b, bool on);
+
+/* Transfers a darwin-mode cancel ended besides the one it was for. */
+int sim_pipe_bystanders(struct backend *b);
+
+/* The next transfer submitted on that endpoint of the device wedges: it
+ * never completes on its own, and cancel (which says 0), reset, set_interface
+ * and set_configuration leave it alone; close, unplug and destroy end it
+ * with -ESHUTDOWN, sim_unwedge lets it run (or fail -ECONNRESET if it was
+ * cancelled meanwhile). */
+int sim_wedge_next(struct backend *b, const char *busid, uint8_t endpoint);
+int sim_unwedge(struct backend *b, const char *busid);
 
 /* Counters for leak checks in tests: transfers submitted but not yet
  * completed, and interfaces currently claimed, over all handles. */

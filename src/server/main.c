@@ -30,6 +30,8 @@ static struct backend *make_backend(struct server_options *o)
 		b = sim_backend_new(o->sim);
 		if (!b)
 			fprintf(stderr, "bad --sim spec: %s\n", o->sim);
+		else if (o->sim_darwin)
+			sim_set_darwin(b, true);
 	} else {
 		b = libusb_backend_new(&o->libusb);
 		if (!b)

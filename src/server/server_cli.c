@@ -19,6 +19,7 @@ enum {
 	OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY, OPT_ALLOW_CLIENT,
 	OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE, OPT_CONTROL, OPT_METRICS, OPT_TRACE,
 	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME, OPT_DETACH_ON_EXPORT,
+	OPT_SIM_DARWIN,
 };
 
 static const struct option longopts[] = {
@@ -26,6 +27,7 @@ static const struct option longopts[] = {
 	{ "listen", required_argument, NULL, 'a' },
 	{ "port", required_argument, NULL, 'p' },
 	{ "sim", required_argument, NULL, OPT_SIM },
+	{ "sim-darwin", no_argument, NULL, OPT_SIM_DARWIN },
 	{ "libusb", no_argument, NULL, OPT_LIBUSB },
 	{ "include-vhci", no_argument, NULL, OPT_INCLUDE_VHCI },
 	{ "rescan-ms", required_argument, NULL, OPT_RESCAN_MS },
@@ -77,6 +79,8 @@ static void usage(FILE *out)
 		"      --libusb          export this machine's USB devices (the default)\n"
 		"      --sim SPEC        export simulated devices instead of real ones,\n"
 		"                        e.g. --sim zero or --sim zero,zero\n"
+		"      --sim-darwin      the simulated devices cancel and close as\n"
+		"                        libusb on macOS does (see sim.h)\n"
 		"      --include-vhci    also export devices on vhci_hcd buses (imported\n"
 		"                        copies; off by default so a server never offers\n"
 		"                        a device back to where it came from)\n"
@@ -218,6 +222,9 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 			return 2;
 		}
 		o->sim = arg;
+		return 0;
+	case OPT_SIM_DARWIN:
+		o->sim_darwin = true;
 		return 0;
 	case OPT_LIBUSB:
 		o->sim = NULL;

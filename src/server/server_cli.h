@@ -30,6 +30,7 @@ struct server_options {
 	struct server_config server;
 	struct libusb_backend_options libusb;
 	const char *sim;            /* NULL: libusb */
+	bool sim_darwin;            /* sim_set_darwin */
 	struct export_filter filter;
 	char token[NOTIFY_V2_TOKEN_SIZE];
 	struct cidr allow_clients[SERVER_MAX_ALLOW_CLIENTS];

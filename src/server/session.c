@@ -12,10 +12,8 @@
 #include "common/net.h"
 #include "server/session_internal.h"
 
-/* A closing session waits this long for its transfers before it says so,
- * and a reply that cannot be written for this long ends the session (the
+/* A reply that cannot be written for this long ends the session (the
  * client stopped reading). */
-#define DRAIN_WARN_MS 5000
 #define TX_STALL_MS 60000
 /* Replies still queued when the session ends get this long to go out. */
 #define CLOSE_FLUSH_MS 5000
@@ -45,6 +43,8 @@ struct session *session_new(struct backend *b, struct engine *engine, int fd,
 	s->engine = engine;
 	s->fd = fd;
 	s->limits = *limits;
+	if (!s->limits.drain_ms)
+		s->limits.drain_ms = SESSION_DEFAULT_DRAIN_MS;
 	s->need_reset = true;
 	s->holder.gone = on_device_gone;
 	s->pending.next = s->pending.prev = &s->pending;
@@ -117,7 +117,9 @@ void session_begin_close(struct session *s, const char *reason)
 	s->end_reason = reason;
 	/* Transfers at the device are cancelled; their completions still come
 	 * and are answered (a client that is still there gets every reply it
-	 * is owed). Control URBs that never started fail in the queue. */
+	 * is owed). Control URBs that never started fail in the queue, and
+	 * URBs waiting for a pipe abort to end fail there. */
+	session_abort_fail_waiting(s);
 	for (struct urb *u = s->pending.next; u != &s->pending; u = u->next)
 		if (u->state == URB_BACKEND)
 			bk_cancel(s->handle, &u->xfer);
@@ -157,7 +159,7 @@ short session_poll_events(struct session *s, int64_t *now_ms, int *timeout_ms)
 		}
 	}
 	if (s->closing) {
-		int64_t left = s->closing_ms + DRAIN_WARN_MS - lazy_now(now_ms);
+		int64_t left = s->closing_ms + s->limits.drain_ms - lazy_now(now_ms);
 		int t = left > 0 ? (int)left : 0;
 		if (!s->drain_warned && (*timeout_ms < 0 || t < *timeout_ms))
 			*timeout_ms = t;
@@ -227,14 +229,20 @@ bool session_turn(struct session *s)
 	if (!s->closing)
 		return false;
 
-	if (s->n_pending > 0 || s->worker_busy) {
-		if (!s->drain_warned && now - s->closing_ms >= DRAIN_WARN_MS) {
-			s->drain_warned = true;
-			log_warn("session %s: still waiting for %u transfers to complete", s->peer,
-				 s->n_pending);
-		}
-		return false;
+	if (s->n_pending > 0 && !s->drain_warned && now - s->closing_ms >= s->limits.drain_ms) {
+		/* Cancelled, and still not back: one wedged endpoint must not
+		 * hold the device or the session forever. The worker's reset
+		 * and the close end them at the device; their memory stays
+		 * with the backend until then. */
+		s->drain_warned = true;
+		s->lost = session_urb_give_up(s);
+		if (s->lost)
+			log_warn("session %s: %u transfers still pending %u ms after their cancel; "
+				 "counted as lost, resetting the device",
+				 s->peer, s->lost, s->limits.drain_ms);
 	}
+	if (s->n_pending > 0 || s->worker_busy)
+		return false;
 	if (s->tx_head && !s->tx_failed && now - s->closing_ms < CLOSE_FLUSH_MS)
 		return false;
 	session_tx_drop_all(s);
@@ -284,8 +292,8 @@ void session_run(struct session *s)
 	 * that went mid-command left the device mid-command too (a mass
 	 * storage device waiting for the rest of a command block), and only
 	 * a reset readies it for the next user or its own kernel driver. */
-	if (!gone && reset_device(s, "after the session") == 0)
-		s->need_reset = false;
+	if (!gone && reset_device(s, "after the session") == 0 && !s->lost)
+		s->need_reset = false; /* after lost transfers the next session resets again */
 	/* Both directions closed now, so a client that is still there sees the
 	 * end at once rather than at its next command. */
 	shutdown(s->fd, SHUT_RDWR);

@@ -25,10 +25,15 @@
 struct session_limits {
 	unsigned max_urbs;
 	size_t max_bytes;    /* buffers, in bytes */
+	/* A closing session waits this long for its cancelled transfers; one
+	 * still pending then is counted lost (and the device reset). 0: the
+	 * default. */
+	unsigned drain_ms;
 };
 
 #define SESSION_DEFAULT_MAX_URBS 1024u
 #define SESSION_DEFAULT_MAX_BYTES (64u * 1024u * 1024u)
+#define SESSION_DEFAULT_DRAIN_MS 5000u
 
 struct session;
 
@@ -59,8 +64,9 @@ void session_set_need_reset(struct session *s, bool need);
 bool session_ended_clean(const struct session *s);
 
 /* Serves commands until the peer goes, the device goes, or the peer sends
- * something malformed; then cancels and waits for in-flight transfers, sends
- * what is left to send, and resets the device. The calling thread is the
+ * something malformed; then cancels and waits for in-flight transfers (at
+ * most limits.drain_ms: later ones are counted lost), sends what is left to
+ * send, and resets the device. The calling thread is the
  * session's worker meanwhile. */
 void session_run(struct session *s);
 

@@ -16,6 +16,8 @@
  *   claims): the worker writes it after its backend calls return, the
  *   engine reads it to route an URB. Held for copies only, never across a
  *   backend call.
+ * - urb.fate is atomic: a backend's completion (any thread) and a closing
+ *   session giving up on the URB race on it; the winner owns the URB.
  * Lock order: none is taken while holding another. */
 #ifndef USBIP_NOTIFY_SERVER_SESSION_INTERNAL_H
 #define USBIP_NOTIFY_SERVER_SESSION_INTERNAL_H
@@ -42,9 +44,13 @@ struct tx_msg {
 	void (*release)(struct session *s, struct tx_msg *m); /* after sending */
 };
 
-/* Linux's vhci sends one CMD_UNLINK per URB; a few repeats are answered
- * together at completion, more are answered at once with status 0. */
-#define URB_MAX_UNLINKS 4
+/* Linux's vhci sends one CMD_UNLINK per URB; repeats are kept and all
+ * answered at its completion (the session bounds how many wait). */
+#define URB_INLINE_UNLINKS 2
+
+#define URB_FATE_LIVE 0        /* at the backend, or not yet submitted */
+#define URB_FATE_COMPLETED 1   /* the backend's completion has come */
+#define URB_FATE_LOST 2        /* the session gave up; the completion frees it */
 
 enum urb_state {
 	URB_FREE,        /* in the pool */
@@ -52,6 +58,8 @@ enum urb_state {
 	URB_QUEUED,      /* waits in the ordered queue, behind a state change */
 	URB_WORKER,      /* the worker runs it (a state change) */
 	URB_BACKEND,     /* submitted, completion pending */
+	URB_HELD,        /* its endpoint's pipe is being aborted: waits to be
+			  * (re)submitted in order (session_abort.c) */
 	URB_DONE,        /* reply queued or being written */
 };
 
@@ -74,9 +82,19 @@ struct urb {
 	struct bk_iso_packet *iso_bk;
 	uint8_t *iso_out;          /* encoded descriptors for the reply */
 	uint8_t *iso_packed;       /* OUT packets gathered back to back, or NULL */
-	/* CMD_UNLINKs waiting for this URB's completion. */
-	unsigned n_unlinks;
-	uint32_t unlink_seqnum[URB_MAX_UNLINKS];
+	/* CMD_UNLINKs waiting for this URB's completion: the first few
+	 * inline, more on the heap (unlink_seqnum points at one or the other). */
+	unsigned n_unlinks, unlink_cap;
+	uint32_t *unlink_seqnum;
+	uint32_t unlink_inline[URB_INLINE_UNLINKS];
+	/* A pipe abort (BK_QUIRK_CANCEL_ABORTS_ENDPOINT) in progress took it
+	 * along; moved: bytes done before an abort, its buffer resumes there. */
+	bool in_abort;
+	uint32_t moved;
+	uint64_t order;            /* when it first went to the backend */
+	/* URB_FATE_*: its completion and a closing session giving up on it
+	 * race for it (the only field another thread writes after submit). */
+	atomic_int fate;
 	struct tx_msg reply;       /* RET_SUBMIT */
 };
 
@@ -97,6 +115,14 @@ static inline unsigned session_route_index(uint8_t address)
 {
 	return (address & 0x0fu) | ((address & 0x80u) ? 0x10u : 0u);
 }
+
+/* One endpoint's pipe abort (session_abort.c): URBs it took along whose
+ * completions are still to come, and the URBs waiting for it to end, in
+ * the order they first went to the backend. */
+struct ep_abort {
+	unsigned left;
+	struct urb *wait;          /* linked by qnext */
+};
 
 struct session {
 	struct backend *backend;
@@ -156,12 +182,16 @@ struct session {
 	bool tx_failed;
 
 	struct urb *ctrl_head, *ctrl_tail; /* URBs behind a state change, in order */
+	struct ep_abort abort[SESSION_ROUTES]; /* ep 0 both ways at index 0 */
+	uint64_t submit_order;
+	unsigned unlinks_waiting;   /* CMD_UNLINKs kept on URBs: bounded (rx_blocked) */
 	unsigned ep0_in_backend;
 	bool worker_busy;
 
 	bool closing;
 	int64_t closing_ms;         /* when closing began */
 	bool drain_warned;
+	unsigned lost;              /* transfers given up at close */
 	const char *end_reason;
 
 	/* ---- post_lock: hand-overs from other threads ---- */
@@ -195,6 +225,11 @@ void session_urb_start(struct session *s, struct urb *u);
 /* Routes (by the current settings) and submits to the backend; a failure
  * goes through the completion path. */
 void session_urb_go(struct session *s, struct urb *u);
+/* Hands a routed URB to the backend (it already counts in ep0_in_backend);
+ * a failure goes through the completion path. */
+void session_urb_submit(struct session *s, struct urb *u);
+/* Keeps a CMD_UNLINK on u until its completion. Returns 0 or -LNX_ENOMEM. */
+int session_urb_add_unlink(struct session *s, struct urb *u, uint32_t seqnum);
 /* Fails an URB that never reached the backend, through the same path. */
 void session_urb_fail(struct urb *u, int32_t status);
 /* The one completion path, on the engine thread. */
@@ -203,6 +238,22 @@ void session_urb_finish(struct session *s, struct urb *u);
 void session_urb_complete(struct bk_transfer *t);
 struct urb *session_urb_find(struct session *s, uint32_t seqnum);
 void session_urb_pool_free(struct session *s);
+/* Closing, the drain time over: gives up on every URB still at the backend
+ * (its completion, if it ever comes, frees it). Returns how many. */
+unsigned session_urb_give_up(struct session *s);
+
+/* session_abort.c: the kernel's per-URB unlink rules on a backend whose
+ * cancel aborts the whole endpoint (BK_QUIRK_CANCEL_ABORTS_ENDPOINT). */
+/* Cancels u for its first CMD_UNLINK, whatever the backend's cancel does. */
+void session_abort_cancel(struct session *s, struct urb *u);
+/* True when u, about to go to the backend, must wait for its endpoint's
+ * abort to end (it is then URB_HELD). */
+bool session_abort_holds(struct session *s, struct urb *u);
+/* A completion of an URB the abort took along. True when the abort took it
+ * for a bystander, to be resubmitted: no reply yet. */
+bool session_abort_done(struct session *s, struct urb *u);
+/* Closing: every URB waiting for an abort fails with -ESHUTDOWN. */
+void session_abort_fail_waiting(struct session *s);
 
 /* session_tx.c */
 void session_tx_enqueue(struct session *s, struct tx_msg *m);

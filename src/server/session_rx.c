@@ -208,18 +208,24 @@ static void defer_unlink(struct session *s, const struct usbip_header *h)
  * unstarted with -ECONNRESET, and the RET_UNLINK is its only answer. */
 static void adopt_early_unlink(struct session *s, struct urb *u)
 {
-	for (unsigned i = 0; i < s->n_early; i++) {
-		if (s->early[i].victim != u->cmd.seqnum)
+	for (unsigned i = 0; i < s->n_early;) {
+		if (s->early[i].victim != u->cmd.seqnum) {
+			i++;
 			continue;
-		u->unlink_seqnum[u->n_unlinks++] = s->early[i].seqnum;
+		}
+		if (session_urb_add_unlink(s, u, s->early[i].seqnum) < 0) {
+			/* No answer would be right before the URB's end. */
+			log_error("session %s: out of memory for an unlink, closing", s->peer);
+			session_begin_close(s, "out of memory");
+		}
 		memmove(&s->early[i], &s->early[i + 1], (s->n_early - i - 1) * sizeof(s->early[0]));
 		s->n_early--;
-		return;
 	}
 }
 
-/* Answers a CMD_UNLINK per the rules in PROTOCOL.md. */
-static void handle_unlink(struct session *s, const struct usbip_header *h)
+/* Answers a CMD_UNLINK per the rules in PROTOCOL.md. Returns false if the
+ * session must end. */
+static bool handle_unlink(struct session *s, const struct usbip_header *h)
 {
 	struct urb *u = session_urb_find(s, h->u.cmd_unlink.seqnum);
 	log_debug("session %s: seqnum %u unlinks %u: %s", s->peer, h->seqnum,
@@ -227,19 +233,32 @@ static void handle_unlink(struct session *s, const struct usbip_header *h)
 							     : "queued");
 	if (!u && overtook_its_submit(s, h)) {
 		defer_unlink(s, h);
-		return;
+		return true;
 	}
-	if (!u || u->n_unlinks == URB_MAX_UNLINKS) {
+	if (!u) {
 		/* Already answered (its RET_SUBMIT is queued or sent) or unknown:
 		 * status 0, and any RET_SUBMIT stands. */
 		session_tx_ret_unlink(s, h->seqnum, 0);
-		return;
+		return true;
 	}
-	/* The completion answers it, whichever way it goes; a cancel that
-	 * comes too late just lets the RET_SUBMIT stand. */
-	u->unlink_seqnum[u->n_unlinks] = h->seqnum;
-	if (u->n_unlinks++ == 0 && u->state == URB_BACKEND)
-		bk_cancel(s->handle, &u->xfer);
+	/* The completion answers it, whichever way it goes, and every later
+	 * unlink of the same URB with the same verdict: none may be answered
+	 * before the URB's own end (status 0 then would tell the client its
+	 * RET_SUBMIT had gone out). vhci sends one per URB; a client that
+	 * piles up more than it could have URBs is not vhci. */
+	if (s->unlinks_waiting >= 2 * s->limits.max_urbs) {
+		log_warn("session %s: %u unlinks waiting for their URBs, closing", s->peer,
+			 s->unlinks_waiting);
+		return false;
+	}
+	if (session_urb_add_unlink(s, u, h->seqnum) < 0) {
+		log_error("session %s: out of memory for an unlink, closing", s->peer);
+		return false;
+	}
+	/* A cancel that comes too late just lets the RET_SUBMIT stand. */
+	if (u->n_unlinks == 1)
+		session_abort_cancel(s, u);
+	return true;
 }
 
 /* One 48-byte header. Returns false if the session must end. */
@@ -260,16 +279,21 @@ static bool handle_header(struct session *s, const uint8_t *raw)
 		return false;
 	}
 	if (h.command == USBIP_CMD_SUBMIT) {
+		/* Two pending URBs with one seqnum: every later reply and unlink
+		 * would be ambiguous (vhci never reuses one while pending). */
+		if (session_urb_find(s, h.seqnum)) {
+			log_warn("session %s: seqnum %u submitted again while pending, closing",
+				 s->peer, h.seqnum);
+			return false;
+		}
 		if (not_yet_submitted(s, h.seqnum)) {
 			s->last_submit = h.seqnum;
 			s->any_submit = true;
 		}
 		return begin_submit(s, &h);
 	}
-	if (h.command == USBIP_CMD_UNLINK) {
-		handle_unlink(s, &h);
-		return true;
-	}
+	if (h.command == USBIP_CMD_UNLINK)
+		return handle_unlink(s, &h);
 	log_warn("session %s: unexpected command %u from client, closing", s->peer, h.command);
 	return false;
 }

@@ -57,12 +57,41 @@ struct urb *session_urb_get(struct session *s, size_t buf_len)
 	u->buf_cap = cap;
 	u->s = s;
 	u->state = URB_RX;
+	u->unlink_seqnum = u->unlink_inline;
+	u->unlink_cap = URB_INLINE_UNLINKS;
+	atomic_init(&u->fate, URB_FATE_LIVE);
 	return u;
+}
+
+int session_urb_add_unlink(struct session *s, struct urb *u, uint32_t seqnum)
+{
+	if (u->n_unlinks == u->unlink_cap) {
+		unsigned cap = u->unlink_cap * 2;
+		uint32_t *p = malloc(cap * sizeof(*p));
+		if (!p)
+			return -LNX_ENOMEM;
+		memcpy(p, u->unlink_seqnum, u->n_unlinks * sizeof(*p));
+		if (u->unlink_seqnum != u->unlink_inline)
+			free(u->unlink_seqnum);
+		u->unlink_seqnum = p;
+		u->unlink_cap = cap;
+	}
+	u->unlink_seqnum[u->n_unlinks++] = seqnum;
+	s->unlinks_waiting++;
+	return 0;
+}
+
+static void free_unlinks(struct urb *u)
+{
+	if (u->unlink_seqnum && u->unlink_seqnum != u->unlink_inline)
+		free(u->unlink_seqnum);
+	u->unlink_seqnum = NULL;
 }
 
 void session_urb_put(struct session *s, struct urb *u)
 {
 	free_iso(u);
+	free_unlinks(u);
 	u->state = URB_FREE;
 	if (s->pool_n < SESSION_POOL_MAX && s->pool_bytes + u->buf_cap <= SESSION_POOL_BYTES) {
 		u->qnext = s->pool;
@@ -92,8 +121,8 @@ static struct urb **bucket(struct session *s, uint32_t seqnum)
 	return &s->hash[seqnum & (SESSION_HASH_SIZE - 1)];
 }
 
-/* The newest URB with this seqnum (a client that reuses one unlinks the
- * newest), or NULL. */
+/* The URB with this seqnum not yet completed, or NULL (a second submit
+ * with a seqnum still pending ends the session: session_rx.c). */
 struct urb *session_urb_find(struct session *s, uint32_t seqnum)
 {
 	for (struct urb *u = *bucket(s, seqnum); u; u = u->hnext)
@@ -227,8 +256,19 @@ void session_urb_go(struct session *s, struct urb *u)
 		}
 	}
 	u->xfer.flags = backend_flags(&u->cmd, u->xfer.type);
+	u->order = ++s->submit_order;
+	s->ep0_in_backend += u->cmd.ep == 0; /* until it completes, held or not */
+	if (session_abort_holds(s, u))
+		return;
+	session_urb_submit(s, u);
+}
+
+void session_urb_submit(struct session *s, struct urb *u)
+{
 	u->state = URB_BACKEND;
-	s->ep0_in_backend += u->cmd.ep == 0;
+	/* Not at the backend now, so no completion races this (a bystander of
+	 * a pipe abort goes back after one came). */
+	atomic_store(&u->fate, URB_FATE_LIVE);
 	int rc = bk_submit(s->handle, &u->xfer);
 	log_debug("session %s: seqnum %u ep 0x%02x type %u len %u submitted (%d)", s->peer,
 		  u->cmd.seqnum, u->xfer.endpoint, u->xfer.type,
@@ -253,9 +293,22 @@ void session_urb_fail(struct urb *u, int32_t status)
 
 /* ---- completion ------------------------------------------------------- */
 
+/* An URB its session gave up on; the session may be gone. */
+static void free_orphan(struct urb *u)
+{
+	free_iso(u);
+	free_unlinks(u);
+	free(u->buf);
+	free(u);
+}
+
 void session_urb_complete(struct bk_transfer *t)
 {
 	struct urb *u = t->user;
+	if (atomic_exchange(&u->fate, URB_FATE_COMPLETED) == URB_FATE_LOST) {
+		free_orphan(u);
+		return;
+	}
 	struct session *s = u->s;
 	if (engine_on_thread(s->engine)) {
 		session_urb_finish(s, u);
@@ -308,8 +361,18 @@ void session_urb_finish(struct session *s, struct urb *u)
 	log_debug("session %s: seqnum %u completed: status %d, %u bytes, %u unlinks%s", s->peer,
 		  u->cmd.seqnum, t->status, t->actual_length, u->n_unlinks,
 		  engine_on_thread(s->engine) ? "" : " (posted)");
+	if (u->in_abort && session_abort_done(s, u))
+		return; /* a bystander of a pipe abort: it goes to the backend again */
+	if (u->moved) {
+		/* It resumed after a pipe abort: count what it moved before. */
+		t->actual_length += u->moved;
+		t->buffer -= u->moved;
+		t->length += u->moved;
+		u->moved = 0;
+	}
 	untrack(s, u);
-	if (u->state == URB_BACKEND)
+	s->unlinks_waiting -= u->n_unlinks;
+	if (u->state == URB_BACKEND || u->state == URB_HELD)
 		s->ep0_in_backend -= u->cmd.ep == 0;
 	if (u->state == URB_WORKER)
 		s->worker_busy = false;
@@ -366,4 +429,30 @@ void session_urb_finish(struct session *s, struct urb *u)
 		metrics_count_unlink(s->metrics, false);
 	for (unsigned i = 0; i < u->n_unlinks; i++)
 		session_tx_ret_unlink(s, u->unlink_seqnum[i], 0);
+}
+
+unsigned session_urb_give_up(struct session *s)
+{
+	unsigned n = 0;
+	struct urb *u = s->pending.next;
+	while (u != &s->pending) {
+		struct urb *next = u->next;
+		int live = URB_FATE_LIVE;
+		/* A completion already under way (posted, or being posted) wins:
+		 * the next turn takes it as usual. */
+		if (u->state == URB_BACKEND &&
+		    atomic_compare_exchange_strong(&u->fate, &live, URB_FATE_LOST)) {
+			untrack(s, u);
+			s->unlinks_waiting -= u->n_unlinks;
+			s->ep0_in_backend -= u->cmd.ep == 0;
+			s->n_urbs--;
+			s->bytes -= u->cost;
+			/* Unlinked: it never completes now, so each unlink won. */
+			for (unsigned i = 0; i < u->n_unlinks; i++)
+				session_tx_ret_unlink(s, u->unlink_seqnum[i], -LNX_ECONNRESET);
+			n++;
+		}
+		u = next;
+	}
+	return n;
 }

@@ -1330,6 +1330,136 @@ static void test_close_and_destroy_with_pending(void **state)
 	assert_int_equal(b.t.status, -LNX_ESHUTDOWN);
 }
 
+/* ---- darwin mode and wedged transfers ---------------------------------- */
+
+/* Darwin mode: a cancel ends every transfer of that handle on the endpoint;
+ * other endpoints and handles opened before the mode are untouched. */
+static void test_darwin_cancel_aborts_pipe(void **state)
+{
+	struct fx *f = *state;
+	struct bk_handle *h2;
+	struct txfer x[3], other;
+	uint8_t buf[4][64];
+
+	assert_int_equal(f->h->quirks, 0);
+	assert_int_equal(sim_set_darwin(f->b, true), 0);
+	assert_int_equal(f->b->ops->open(f->b, "1-2", &h2), 0);
+	assert_int_equal(h2->quirks, BK_QUIRK_CANCEL_ABORTS_ENDPOINT);
+	for (int i = 0; i < 3; i++) {
+		prep(&x[i], &f->w, BK_XFER_BULK, 0x82, buf[i], sizeof(buf[i]));
+		assert_int_equal(bk_submit(h2, &x[i].t), 0);
+	}
+	prep(&other, &f->w, BK_XFER_BULK, 0x82, buf[3], sizeof(buf[3]));
+	assert_int_equal(bk_submit(f->h, &other.t), 0); /* 1-1: pends on */
+	assert_int_equal(bk_cancel(h2, &x[1].t), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_true(wait_xfer(&x[i], 1, WAIT_MS));
+		assert_int_equal(x[i].t.status, -LNX_ECONNRESET);
+		assert_int_equal(x[i].t.actual_length, 0); /* a loopback read had nothing */
+	}
+	assert_int_equal(sim_pipe_bystanders(f->b), 2);
+	assert_false(wait_xfer(&other, 1, QUIET_MS));
+	assert_int_equal(bk_cancel(f->h, &other.t), 0);
+	assert_true(wait_xfer(&other, 1, WAIT_MS));
+	assert_int_equal(sim_pipe_bystanders(f->b), 2);
+	f->b->ops->close(h2);
+}
+
+/* Darwin mode: the head of an aborted pipe may have moved data: a source
+ * waiting for its delay, half of it in whole packets. */
+static void test_darwin_abort_moves_head(void **state)
+{
+	struct fx *f = *state;
+	struct bk_handle *h2;
+	struct txfer a, b;
+	static uint8_t abuf[4096], bbuf[4096];
+
+	assert_int_equal(sim_set_darwin(f->b, true), 0);
+	assert_int_equal(f->b->ops->open(f->b, "1-2", &h2), 0);
+	assert_int_equal(sim_set_delay(f->b, "1-2", 2000), 0);
+	prep(&a, &f->w, BK_XFER_BULK, 0x81, abuf, sizeof(abuf));
+	prep(&b, &f->w, BK_XFER_BULK, 0x81, bbuf, sizeof(bbuf));
+	assert_int_equal(bk_submit(h2, &a.t), 0);
+	assert_int_equal(bk_submit(h2, &b.t), 0);
+	assert_int_equal(bk_cancel(h2, &b.t), 0);
+	assert_true(wait_xfer(&a, 1, WAIT_MS));
+	assert_true(wait_xfer(&b, 1, WAIT_MS));
+	assert_int_equal(a.t.status, -LNX_ECONNRESET);
+	assert_int_equal(a.t.actual_length, 2048);
+	assert_int_equal(abuf[100], 100 % 63);
+	assert_int_equal(b.t.status, -LNX_ECONNRESET);
+	assert_int_equal(b.t.actual_length, 0);
+	f->b->ops->close(h2);
+}
+
+/* Darwin mode: a handle closed after use without a reset leaves the device
+ * stuck (non-control transfers fail) until a reset. */
+static void test_darwin_close_needs_reset(void **state)
+{
+	struct fx *f = *state;
+	struct bk_handle *h2;
+	struct txfer x;
+	uint8_t buf[64];
+
+	f->b->ops->close(f->h);
+	f->h = NULL;
+	assert_int_equal(sim_set_darwin(f->b, true), 0);
+	assert_int_equal(f->b->ops->open(f->b, "1-1", &f->h), 0);
+	bulk(f, &x, 0x81, buf, 64, 0);
+	assert_int_equal(x.t.status, 0);
+	f->b->ops->close(f->h);
+	assert_int_equal(f->b->ops->open(f->b, "1-1", &f->h), 0);
+	bulk(f, &x, 0x81, buf, 64, 0);
+	assert_int_equal(x.t.status, -LNX_EPROTO);
+	control(f, &x, buf, 0x80, 6, 0x0100, 0, 18, 0); /* ep 0 still answers */
+	assert_int_equal(x.t.status, 0);
+	assert_int_equal(f->b->ops->reset(f->h), 0);
+	bulk(f, &x, 0x81, buf, 64, 0);
+	assert_int_equal(x.t.status, 0);
+	/* Reset, then closed: the next user finds it working. */
+	assert_int_equal(f->b->ops->reset(f->h), 0);
+	f->b->ops->close(f->h);
+	assert_int_equal(f->b->ops->open(f->b, "1-1", &h2), 0);
+	f->h = h2;
+	bulk(f, &x, 0x81, buf, 64, 0);
+	assert_int_equal(x.t.status, 0);
+}
+
+/* A wedged transfer ignores time, cancel and reset; unwedging lets a
+ * cancelled one end -ECONNRESET, and close ends one -ESHUTDOWN. Transfers
+ * behind it on its endpoint wait, other endpoints do not. */
+static void test_wedge(void **state)
+{
+	struct fx *f = *state;
+	struct txfer w, behind, other;
+	uint8_t wbuf[64], bbuf[64], obuf[64];
+
+	assert_int_equal(sim_wedge_next(f->b, "1-1", 0x81), 0);
+	prep(&w, &f->w, BK_XFER_BULK, 0x81, wbuf, sizeof(wbuf));
+	prep(&behind, &f->w, BK_XFER_BULK, 0x81, bbuf, sizeof(bbuf));
+	assert_int_equal(bk_submit(f->h, &w.t), 0);
+	assert_int_equal(bk_submit(f->h, &behind.t), 0);
+	bulk(f, &other, 0x01, obuf, sizeof(obuf), 0);
+	assert_int_equal(other.t.status, 0);
+	assert_int_equal(bk_cancel(f->h, &w.t), 0);
+	assert_int_equal(f->b->ops->reset(f->h), 0); /* fails behind, not w */
+	assert_true(wait_xfer(&behind, 1, WAIT_MS));
+	assert_int_equal(behind.t.status, -LNX_ESHUTDOWN);
+	assert_false(wait_xfer(&w, 1, QUIET_MS));
+	assert_int_equal(sim_unwedge(f->b, "1-1"), 0);
+	assert_true(wait_xfer(&w, 1, WAIT_MS));
+	assert_int_equal(w.t.status, -LNX_ECONNRESET);
+
+	assert_int_equal(sim_wedge_next(f->b, "1-1", 0x81), 0);
+	prep(&w, &f->w, BK_XFER_BULK, 0x81, wbuf, sizeof(wbuf));
+	assert_int_equal(bk_submit(f->h, &w.t), 0);
+	assert_false(wait_xfer(&w, 1, QUIET_MS));
+	f->b->ops->close(f->h);
+	f->h = NULL;
+	assert_true(wait_xfer(&w, 1, WAIT_MS));
+	assert_int_equal(w.t.status, -LNX_ESHUTDOWN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1359,6 +1489,10 @@ int main(void)
 		T(test_many_in_flight),
 		T(test_resubmit_from_callback),
 		T(test_close_and_destroy_with_pending),
+		T(test_darwin_cancel_aborts_pipe),
+		T(test_darwin_abort_moves_head),
+		T(test_darwin_close_needs_reset),
+		T(test_wedge),
 		cmocka_unit_test_setup_teardown(test_no_completion_before_start, fx_setup_stopped,
 						fx_teardown),
 #undef T
