@@ -9,7 +9,9 @@ pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
       libavahi-client-dev
       # the DNS-SD test runs its own avahi-daemon and dbus-daemon in a
       # private network namespace (tests/integration/test_dnssd.py)
-      avahi-daemon avahi-utils dbus iproute2 util-linux)
+      avahi-daemon avahi-utils dbus iproute2 util-linux
+      # the manual pages render (man -l) and the units pass systemd-analyze verify
+      man-db systemd)
 if [ "${1:-}" = "--deb" ]; then
 	pkgs+=(debhelper dpkg-dev fakeroot)
 fi

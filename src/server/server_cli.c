@@ -18,7 +18,7 @@ enum {
 	OPT_ALLOW, OPT_DENY, OPT_NOTIFY_LISTEN, OPT_NOTIFY_PORT, OPT_NOTIFY_HEARTBEAT,
 	OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY, OPT_ALLOW_CLIENT,
 	OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE, OPT_CONTROL, OPT_METRICS, OPT_TRACE,
-	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME,
+	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME, OPT_SYSLOG,
 };
 
 static const struct option longopts[] = {
@@ -49,6 +49,7 @@ static const struct option longopts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "local", no_argument, NULL, OPT_LOCAL },
 	{ "log-level", required_argument, NULL, 'l' },
+	{ "syslog", no_argument, NULL, OPT_SYSLOG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -121,6 +122,7 @@ static void usage(FILE *out)
 		"      --local               list: enumerate here, never ask a running server\n"
 		"\n"
 		"  -l, --log-level LVL   error, warn, info (default) or debug\n"
+		"      --syslog          log to syslog (facility daemon) instead of stderr\n"
 		"  -v, --verbose         same as --log-level debug\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n",
@@ -313,6 +315,9 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 		return 0;
 	case OPT_TRACE:
 		o->trace = true;
+		return 0;
+	case OPT_SYSLOG:
+		o->syslog = true;
 		return 0;
 	case OPT_NO_ANNOUNCE:
 		o->announce = false;
