@@ -115,7 +115,7 @@ static void usage(FILE *out)
 		"      --metrics ADDR:PORT   serve Prometheus metrics over HTTP (default off)\n"
 		"      --trace               log one line per USB/IP command and reply\n"
 		"      --no-announce         no DNS-SD announcement (_usbip._tcp through\n"
-		"                            avahi-daemon; on by default where built in)\n"
+		"                            Avahi or Bonjour; on by default where built in)\n"
 		"      --announce-name NAME  the announced name (default \"usbip-notify\n"
 		"                            on HOSTNAME\")\n"
 		"      --json                list, status: print JSON\n"
