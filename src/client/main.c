@@ -39,7 +39,10 @@ enum {
 };
 
 #define CLIENT_DEFAULT_CONFIG "/etc/usbip-notify/client.conf"
-#define CLIENT_DEFAULT_CONTROL "/run/usbip-notify/client.sock"
+/* In the client's own runtime directory: the server unit's /run/usbip-notify
+ * belongs to the usbip-notify user, where root without CAP_DAC_OVERRIDE (the
+ * client unit) may not make a socket. */
+#define CLIENT_DEFAULT_CONTROL "/run/usbip-notify-client/client.sock"
 
 static const struct option longopts[] = {
 	{ "config", required_argument, NULL, 'c' },

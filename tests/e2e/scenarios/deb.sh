@@ -86,6 +86,8 @@ check "vhci-hcd not loaded before the client starts" test ! -d /sys/devices/plat
 check "client unit starts" systemctl start usbip-notify-client
 check "the unit loaded vhci-hcd" test -d /sys/devices/platform/vhci_hcd.0
 check "client unit active" wait_for 20 unit_active usbip-notify-client
+check "client control socket /run/usbip-notify-client/client.sock" \
+	wait_for 10 test -S /run/usbip-notify-client/client.sock
 log "client: $(unit_state usbip-notify-client)"
 check "client attaches $BUSID (status through its socket)" wait_for 60 client_attached "$BUSID"
 log "usbip-notify-client status:"$'\n'"$(usbip-notify-client status 2>&1)"
