@@ -19,7 +19,10 @@ if [ "${1:-}" = "--deb" ]; then
 fi
 if [ "${1:-}" = "--e2e" ]; then
 	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio usbutils kmod
-	       alsa-utils)
+	       alsa-utils
+	       # the deb scenario boots the host's systemd and udev in the guest and
+	       # builds the packages (scripts/build-deb.sh)
+	       udev debhelper dpkg-dev fakeroot)
 fi
 
 missing=()
