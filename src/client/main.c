@@ -35,10 +35,14 @@ enum {
 	OPT_DISCOVER,
 	OPT_DISCOVER_NAME,
 	OPT_DISCOVER_DOMAIN,
+	OPT_SYSLOG,
 };
 
 #define CLIENT_DEFAULT_CONFIG "/etc/usbip-notify/client.conf"
-#define CLIENT_DEFAULT_CONTROL "/run/usbip-notify/client.sock"
+/* In the client's own runtime directory: the server unit's /run/usbip-notify
+ * belongs to the usbip-notify user, where root without CAP_DAC_OVERRIDE (the
+ * client unit) may not make a socket. */
+#define CLIENT_DEFAULT_CONTROL "/run/usbip-notify-client/client.sock"
 
 static const struct option longopts[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -59,6 +63,7 @@ static const struct option longopts[] = {
 	{ "discover-domain", required_argument, NULL, OPT_DISCOVER_DOMAIN },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "syslog", no_argument, NULL, OPT_SYSLOG },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -76,13 +81,13 @@ static void usage(FILE *out)
 		"\n"
 		"  -c, --config FILE       configuration file (%s, read if\n"
 		"                          present); flags override it\n"
-		"  --server HOST[:PORT]    notify server (port %s by default); repeatable\n"
+		"  -s, --server HOST[:PORT]  notify server (port %s by default); repeatable\n"
 		"  --usbip-port PORT       USB/IP port of the servers named by --server (%s)\n"
 		"  --discover              follow servers announced over DNS-SD (_usbip._tcp),\n"
 		"                          beside any --server\n"
 		"  --discover-name PATTERN only those whose name matches (glob; repeatable)\n"
 		"  --discover-domain D     browse domain D (default local)\n"
-		"  --allow VID[:PID[:SERIAL]]  attach only matching devices (repeatable)\n"
+		"  -a, --allow VID[:PID[:SERIAL]]  attach only matching devices (repeatable)\n"
 		"  --allow-busid BUSID     attach this busid (repeatable)\n"
 		"  --protocol v1|v2        notify protocol (v2)\n"
 		"  --token-file FILE       shared secret for the v2 hello\n"
@@ -93,7 +98,9 @@ static void usage(FILE *out)
 		"  --run-dir DIR           port records (%s)\n"
 		"  --control PATH          control socket (%s; \"none\": none)\n"
 		"  --json                  status: print JSON\n"
-		"  --log-level LEVEL       error, warn, info, debug\n",
+		"  --log-level LEVEL       error, warn, info, debug\n"
+		"  --syslog                log to syslog (facility daemon) instead of stderr\n"
+		"  -h, --help              this text\n",
 		CLIENT_DEFAULT_CONFIG, DAEMON_DEFAULT_NOTIFY_PORT, DAEMON_DEFAULT_USBIP_PORT,
 		DAEMON_DEFAULT_STATE_FILE, DAEMON_DEFAULT_SYSFS_ROOT, DAEMON_DEFAULT_RUN_DIR,
 		CLIENT_DEFAULT_CONTROL);
@@ -125,6 +132,7 @@ struct client_options {
 	struct discover_config discover;
 	const char *control_path; /* "" = none */
 	bool json;
+	bool syslog; /* the daemon logs to syslog(3), not stderr */
 	struct conf file;
 };
 
@@ -226,6 +234,9 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 		log_set_level((enum log_level)lvl);
 		return 0;
 	}
+	case OPT_SYSLOG:
+		o->syslog = true;
+		return 0;
 	case 'h':
 		usage(stdout);
 		return 1;
@@ -297,6 +308,8 @@ static int run_daemon(struct client_options *o)
 	}
 	if (cfg->protocol == 1 && cfg->token[0])
 		fprintf(stderr, "note: --token-file is ignored with --protocol v1\n");
+	if (o->syslog)
+		log_to_syslog("usbip-notify-client");
 
 	/* Signals are taken synchronously by this thread (sigwait), so no
 	 * handler and no global state; the daemon's threads inherit the mask. */

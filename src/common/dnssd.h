@@ -1,18 +1,20 @@
 /* DNS-SD (mDNS/Bonjour) announcement of a USB/IP server, behind one small
  * interface so the daemons never see the system's API.
  *
- * Implementations: dnssd_avahi.c (Linux, libavahi-client, talks to
- * avahi-daemon over D-Bus) and dnssd_none.c (built when no DNS-SD library
- * is found: every call says -ENOTSUP). A Bonjour (dns_sd.h) one for macOS
- * fits the same header.
+ * Implementations (meson -Ddnssd_impl): dnssd_avahi.c (Linux's default,
+ * libavahi-client, talks to avahi-daemon over D-Bus), dnssd_bonjour.c
+ * (macOS's default, the Bonjour API dns_sd.h; on Linux over Avahi's
+ * compatibility library, which is how the tests run it) and dnssd_none.c
+ * (no DNS-SD library found: every call says -ENOTSUP).
  *
  * The service: type DNSSD_USBIP_TYPE, port = the USB/IP port, and TXT
  * records "txtvers=1", "notify=PORT" (the notify channel's port; absent
  * when it is off) and "tls=0|1" (whether the server requires TLS).
  *
- * Threads: the implementation runs its own (Avahi's threaded poll); the
- * announcement follows the daemon by itself (registers when avahi-daemon
- * appears, again after it restarts, and renames on a name conflict). */
+ * Threads: the implementation runs its own (Avahi's threaded poll, or one
+ * polling thread per object with Bonjour); the announcement follows the
+ * daemon by itself (registers when the mDNS daemon appears, again after it
+ * restarts, and renames on a name conflict). */
 #ifndef USBIP_NOTIFY_COMMON_DNSSD_H
 #define USBIP_NOTIFY_COMMON_DNSSD_H
 
@@ -35,9 +37,10 @@ struct dnssd_announcer;
 bool dnssd_supported(void);
 
 /* Starts announcing (copies svc). 0, -ENOTSUP (no library), -ENOMEM,
- * -ENOTCONN (no D-Bus system bus to reach avahi-daemon through), or -EIO
- * when the library cannot start. With the bus but no avahi-daemon yet it
- * succeeds: the service is registered once the daemon runs. */
+ * -ENOTCONN (Avahi: no D-Bus system bus to reach avahi-daemon through), or
+ * -EIO when the library cannot start. With the bus but no avahi-daemon yet
+ * it succeeds: the service is registered once the daemon runs (Bonjour:
+ * always so; its thread retries until mDNSResponder answers). */
 int dnssd_announce(const struct dnssd_service *svc, struct dnssd_announcer **out);
 
 /* Withdraws the service and frees everything. NULL is fine. */

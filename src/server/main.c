@@ -216,6 +216,8 @@ static int run_status(struct server_options *o)
 
 static int run_server(struct server_options *o)
 {
+	if (o->syslog)
+		log_to_syslog("usbip-notify-server");
 	struct backend *b = make_backend(o);
 	if (!b)
 		return o->sim ? 2 : 1;

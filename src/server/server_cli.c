@@ -19,7 +19,7 @@ enum {
 	OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY, OPT_ALLOW_CLIENT,
 	OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE, OPT_CONTROL, OPT_METRICS, OPT_TRACE,
 	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME, OPT_DETACH_ON_EXPORT,
-	OPT_SIM_DARWIN,
+	OPT_SIM_DARWIN, OPT_SYSLOG,
 };
 
 static const struct option longopts[] = {
@@ -52,6 +52,7 @@ static const struct option longopts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "local", no_argument, NULL, OPT_LOCAL },
 	{ "log-level", required_argument, NULL, 'l' },
+	{ "syslog", no_argument, NULL, OPT_SYSLOG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -124,13 +125,14 @@ static void usage(FILE *out)
 		"      --metrics ADDR:PORT   serve Prometheus metrics over HTTP (default off)\n"
 		"      --trace               log one line per USB/IP command and reply\n"
 		"      --no-announce         no DNS-SD announcement (_usbip._tcp through\n"
-		"                            avahi-daemon; on by default where built in)\n"
+		"                            Avahi or Bonjour; on by default where built in)\n"
 		"      --announce-name NAME  the announced name (default \"usbip-notify\n"
 		"                            on HOSTNAME\")\n"
 		"      --json                list, status: print JSON\n"
 		"      --local               list: enumerate here, never ask a running server\n"
 		"\n"
 		"  -l, --log-level LVL   error, warn, info (default) or debug\n"
+		"      --syslog          log to syslog (facility daemon) instead of stderr\n"
 		"  -v, --verbose         same as --log-level debug\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n",
@@ -329,6 +331,9 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 		return 0;
 	case OPT_TRACE:
 		o->trace = true;
+		return 0;
+	case OPT_SYSLOG:
+		o->syslog = true;
 		return 0;
 	case OPT_NO_ANNOUNCE:
 		o->announce = false;

@@ -38,6 +38,7 @@ struct server_options {
 	bool control_given;         /* --control was set (list: no fallback) */
 	const char *metrics;        /* ADDR:PORT, NULL: off */
 	bool trace;
+	bool syslog;                /* log to syslog(3), not stderr */
 	bool announce;              /* DNS-SD (default on where supported) */
 	const char *announce_name;  /* NULL: "usbip-notify on HOST" */
 	bool json;                  /* list/status --json */

@@ -17,6 +17,8 @@
 #   "# e2e-host-check: CMD"  runs tests/e2e/CMD RUN_DIR on the host after QEMU
 #                            exited; its output lines join the checks and a
 #                            non-zero exit fails the scenario
+#   "# e2e-init: systemd"    boots systemd as the guest's PID 1 and runs the
+#                            scenario as a unit (guest/systemd-scenario.sh)
 set -euo pipefail
 
 e2e_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +32,7 @@ verbose=0
 scenarios=()
 
 usage() {
-	sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
@@ -219,6 +221,7 @@ run_scenario() {
 			"E2E_USBTEST_CASES=${E2E_USBTEST_CASES:-}" \
 			"E2E_USBTEST_ARGS=${E2E_USBTEST_ARGS:-}" \
 			"E2E_BENCH_ROUNDS=${E2E_BENCH_ROUNDS:-}" \
+			"E2E_INIT=$(scenario_header "$scen" e2e-init)" \
 			"E2E_GUEST_TIMEOUT=$((boot_timeout - 40))"; do
 			printf '%s=%q\n' "${kv%%=*}" "${kv#*=}"
 		done
