@@ -25,10 +25,14 @@
 struct session_limits {
 	unsigned max_urbs;
 	size_t max_bytes;    /* buffers, in bytes */
+	/* A client that has read nothing of its owed replies for this long is
+	 * disconnected. 0 = SESSION_DEFAULT_STALL_CLOSE_MS; tests set less. */
+	unsigned stall_close_ms;
 };
 
 #define SESSION_DEFAULT_MAX_URBS 1024u
 #define SESSION_DEFAULT_MAX_BYTES (64u * 1024u * 1024u)
+#define SESSION_DEFAULT_STALL_CLOSE_MS 60000u
 
 struct session;
 
