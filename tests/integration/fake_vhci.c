@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,3 +169,45 @@ int fk_count(struct fake_kernel *fk, const int *field)
 	return v;
 }
 
+
+static void *watch_ports(void *arg)
+{
+	struct fk_watcher *w = arg;
+	while (!atomic_load(&w->stop)) {
+		struct pollfd pfd[NPORTS];
+		int port[NPORTS], n = 0;
+		pthread_mutex_lock(&w->fk->lock);
+		for (int i = 0; i < NPORTS; i++) {
+			if (w->fk->ports[i].used) {
+				pfd[n] = (struct pollfd){ .fd = w->fk->ports[i].kfd, .events = POLLIN };
+				port[n++] = i;
+			}
+		}
+		pthread_mutex_unlock(&w->fk->lock);
+		if (poll(pfd, (nfds_t)n, 0) > 0) {
+			for (int i = 0; i < n; i++) {
+				char c;
+				if ((pfd[i].revents & (POLLERR | POLLHUP)) ||
+				    ((pfd[i].revents & POLLIN) &&
+				     recv(pfd[i].fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0))
+					fk_port_gone(w->fk, port[i]);
+			}
+		}
+		struct timespec ts = { 0, 50 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+void fk_watch_start(struct fk_watcher *w, struct fake_kernel *fk)
+{
+	w->fk = fk;
+	atomic_store(&w->stop, false);
+	assert_int_equal(pthread_create(&w->th, NULL, watch_ports, w), 0);
+}
+
+void fk_watch_stop(struct fk_watcher *w)
+{
+	atomic_store(&w->stop, true);
+	pthread_join(w->th, NULL);
+}

@@ -8,6 +8,7 @@
 #define USBIP_NOTIFY_TESTS_FAKE_VHCI_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,5 +52,15 @@ void fk_port_gone(struct fake_kernel *fk, int port);
 void fk_enumerate(struct fake_kernel *fk, int port);
 /* Reads a counter of fk under its lock. */
 int fk_count(struct fake_kernel *fk, const int *field);
+
+/* Like vhci_hcd's receive thread: a port whose socket reports an error or
+ * end of stream is freed (fk_port_gone). Polls every 50 ms on a thread. */
+struct fk_watcher {
+	struct fake_kernel *fk;
+	atomic_bool stop;
+	pthread_t th;
+};
+void fk_watch_start(struct fk_watcher *w, struct fake_kernel *fk);
+void fk_watch_stop(struct fk_watcher *w);
 
 #endif

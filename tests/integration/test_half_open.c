@@ -156,43 +156,6 @@ static void enter(int fd)
 	assert_int_equal(setns(fd, CLONE_NEWNET), 0);
 }
 
-/* ---- the fake vhci also notices its socket dying, as vhci_hcd's receive
- * thread does: then the port is free. ---------------------------------- */
-
-struct watcher {
-	struct fake_kernel *fk;
-	atomic_bool stop;
-	pthread_t th;
-};
-
-static void *watch_ports(void *arg)
-{
-	struct watcher *w = arg;
-	while (!atomic_load(&w->stop)) {
-		struct pollfd pfd[NPORTS];
-		int port[NPORTS], n = 0;
-		pthread_mutex_lock(&w->fk->lock);
-		for (int i = 0; i < NPORTS; i++) {
-			if (w->fk->ports[i].used) {
-				pfd[n] = (struct pollfd){ .fd = w->fk->ports[i].kfd, .events = POLLIN };
-				port[n++] = i;
-			}
-		}
-		pthread_mutex_unlock(&w->fk->lock);
-		if (poll(pfd, (nfds_t)n, 0) > 0) {
-			for (int i = 0; i < n; i++) {
-				char c;
-				if ((pfd[i].revents & (POLLERR | POLLHUP)) ||
-				    ((pfd[i].revents & POLLIN) &&
-				     recv(pfd[i].fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0))
-					fk_port_gone(w->fk, port[i]);
-			}
-		}
-		sleep_ms(50);
-	}
-	return NULL;
-}
-
 /* ---- the streaming client ----------------------------------------------- */
 
 struct streamer {
@@ -287,8 +250,8 @@ static void test_peer_vanishes(void **state)
 	struct fake_kernel fk = { 0 };
 	fk_init(&fk, root);
 	fk.usbip_port = server_port(srv);
-	struct watcher w = { .fk = &fk };
-	assert_int_equal(pthread_create(&w.th, NULL, watch_ports, &w), 0);
+	struct fk_watcher w;
+	fk_watch_start(&w, &fk);
 
 	struct vhci_ops ops = { fk_write, &fk };
 	struct daemon_config dcfg;
@@ -372,8 +335,7 @@ static void test_peer_vanishes(void **state)
 
 	daemon_stop(d);
 	daemon_free(d);
-	atomic_store(&w.stop, true);
-	pthread_join(w.th, NULL);
+	fk_watch_stop(&w);
 	uc_close(st.c);
 	fk_destroy(&fk);
 	server_stop(srv);
