@@ -100,6 +100,7 @@ void server_config_defaults(struct server_config *cfg)
 	cfg->port = SERVER_DEFAULT_PORT;
 	cfg->limits.max_urbs = SESSION_DEFAULT_MAX_URBS;
 	cfg->limits.max_bytes = SESSION_DEFAULT_MAX_BYTES;
+	cfg->limits.stall_close_ms = SESSION_DEFAULT_STALL_CLOSE_MS;
 	cfg->max_connections = 64;
 	cfg->import_auth = true;
 	cfg->auth_grace_ms = AUTH_HOSTS_DEFAULT_GRACE_MS;

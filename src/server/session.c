@@ -12,9 +12,8 @@
 #include "common/net.h"
 #include "server/session_internal.h"
 
-/* A reply that cannot be written for this long ends the session (the
- * client stopped reading). */
-#define TX_STALL_MS 60000
+/* A reply that cannot be written for limits.stall_close_ms ends the
+ * session (the client stopped reading). */
 /* Replies still queued when the session ends get this long to go out. */
 #define CLOSE_FLUSH_MS 5000
 
@@ -45,6 +44,8 @@ struct session *session_new(struct backend *b, struct engine *engine, int fd,
 	s->limits = *limits;
 	if (!s->limits.drain_ms)
 		s->limits.drain_ms = SESSION_DEFAULT_DRAIN_MS;
+	if (!s->limits.stall_close_ms)
+		s->limits.stall_close_ms = SESSION_DEFAULT_STALL_CLOSE_MS;
 	s->need_reset = true;
 	s->holder.gone = on_device_gone;
 	s->pending.next = s->pending.prev = &s->pending;
@@ -154,7 +155,7 @@ short session_poll_events(struct session *s, int64_t *now_ms, int *timeout_ms)
 	if (s->tx_head && !s->tx_failed) {
 		ev |= POLLOUT;
 		if (s->tx_stalled_ms && *timeout_ms != 0) {
-			int64_t left = s->tx_stalled_ms + TX_STALL_MS - lazy_now(now_ms);
+			int64_t left = s->tx_stalled_ms + s->limits.stall_close_ms - lazy_now(now_ms);
 			*timeout_ms = left > 0 ? (int)left : 0;
 		}
 	}
@@ -220,9 +221,9 @@ bool session_turn(struct session *s)
 	if (!stalled && !s->closing)
 		return false;
 	int64_t now = net_now_ms();
-	if (stalled && now - s->tx_stalled_ms >= TX_STALL_MS) {
-		log_warn("session %s: client has read nothing for %d s, closing", s->peer,
-			 TX_STALL_MS / 1000);
+	if (stalled && now - s->tx_stalled_ms >= s->limits.stall_close_ms) {
+		log_warn("session %s: client has read nothing for %u ms, closing", s->peer,
+			 s->limits.stall_close_ms);
 		s->tx_failed = true;
 		session_begin_close(s, "client stopped reading");
 	}

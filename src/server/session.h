@@ -29,11 +29,15 @@ struct session_limits {
 	 * still pending then is counted lost (and the device reset). 0: the
 	 * default. */
 	unsigned drain_ms;
+	/* A client that has read nothing of its owed replies for this long is
+	 * disconnected. 0 = SESSION_DEFAULT_STALL_CLOSE_MS; tests set less. */
+	unsigned stall_close_ms;
 };
 
 #define SESSION_DEFAULT_MAX_URBS 1024u
 #define SESSION_DEFAULT_MAX_BYTES (64u * 1024u * 1024u)
 #define SESSION_DEFAULT_DRAIN_MS 5000u
+#define SESSION_DEFAULT_STALL_CLOSE_MS 60000u
 
 struct session;
 

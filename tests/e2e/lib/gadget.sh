@@ -70,9 +70,11 @@ gadget_zero_create() {
 	_gadget_config "$1" 2 "loopback" Loopback.0
 }
 
-# gadget_ms_create NAME SIZE_MB: mass storage backed by a file on tmpfs.
+# gadget_ms_create NAME SIZE_MB [DIR]: mass storage backed by a file on
+# tmpfs, DIR/e2e-NAME.img (default /tmp, which the guest limits to 256 MiB:
+# a larger disk goes to /dev/shm).
 gadget_ms_create() {
-	local g="$GADGET_ROOT/$1" img="/tmp/e2e-$1.img"
+	local g="$GADGET_ROOT/$1" img="${3:-/tmp}/e2e-$1.img"
 	load_modules usb_f_mass_storage || return 1
 	truncate -s "${2}M" "$img" || return 1
 	_gadget_new "$1" 0x1d6b 0x0104 "E2E Mass Storage" || return 1
