@@ -973,16 +973,17 @@ static void run_connection(struct server_ctx *s)
 			timeout = (int)(hello_deadline - now);
 		} else if (v2 && s->heartbeat_s) {
 			int64_t hb = (int64_t)s->heartbeat_s * 1000;
-			if (now - s->last_rx_ms >= hb * DAEMON_MISSED_HEARTBEATS) {
-				log_warn("%s: no heartbeat for %us; reconnecting", s->spec->host,
-					 s->heartbeat_s * DAEMON_MISSED_HEARTBEATS);
-				set_error(s, "no heartbeat for %us", s->heartbeat_s * DAEMON_MISSED_HEARTBEATS);
+			int64_t silence = hb * DAEMON_DEAD_HALF_HEARTBEATS / 2;
+			if (now - s->last_rx_ms >= silence) {
+				log_warn("%s: nothing received for %.1fs; reconnecting", s->spec->host,
+					 (double)silence / 1000);
+				set_error(s, "nothing received for %.1fs", (double)silence / 1000);
 				break;
 			}
 			if (now - s->last_tx_ms >= hb && send_ping(s) < 0)
 				break;
 			int64_t next = s->last_tx_ms + hb - now;
-			int64_t dead = s->last_rx_ms + hb * DAEMON_MISSED_HEARTBEATS - now;
+			int64_t dead = s->last_rx_ms + silence - now;
 			int64_t t = next < dead ? next : dead;
 			timeout = t < 1 ? 1 : (t > 60000 ? 60000 : (int)t);
 		}

@@ -7,7 +7,9 @@
  * already attached stay attached (their sessions are separate connections
  * the kernel owns), and after a v2 reconnect the snapshot is reconciled
  * against our attachments. Heartbeats: we ping every heartbeat seconds and
- * count the connection dead after DAEMON_MISSED_HEARTBEATS silent ones.
+ * count the connection dead after DAEMON_DEAD_HALF_HEARTBEATS / 2 silent
+ * heartbeat periods (2.5: a vanished server is noticed within 15 s at the
+ * default 5 s, which three whole periods missed by the poll's latency).
  *
  * Locking: d->lock guards the vhci port table (attaches are chosen and
  * written under it), every server's attachments and state, and the state
@@ -26,7 +28,7 @@
 #define DAEMON_HOST_SIZE 256
 #define DAEMON_PORT_SIZE 8
 #define DAEMON_MAX_ATTACHMENTS 64           /* per server */
-#define DAEMON_MISSED_HEARTBEATS 3
+#define DAEMON_DEAD_HALF_HEARTBEATS 5
 #define DAEMON_MAX_HOLDS 64
 #define DAEMON_ERROR_SIZE 160
 #define DAEMON_DEFAULT_NOTIFY_PORT "65432"
