@@ -96,6 +96,7 @@ struct sim_device {
 	uint32_t stalled;           /* bit per ep_index() */
 	uint8_t locked;             /* bit per interface (test control) */
 	unsigned drivers_taken;     /* detach_drivers calls (test counter) */
+	unsigned resets;            /* reset calls (test counter) */
 	uint32_t delay_ms;          /* test control */
 	uint32_t wedge_next;        /* bit per ep_index(): its next transfer wedges */
 	bool used;                  /* darwin mode: a transfer since the last reset */
@@ -1081,6 +1082,7 @@ static int sim_reset(struct bk_handle *bh)
 		/* Same devnum and claims (libusb re-claims after a reset); the
 		 * device itself starts over. */
 		flush_device(sb, dev, FLUSH_ALL, -LNX_ESHUTDOWN, false);
+		dev->resets++;
 		dev->used = false;
 		dev->stuck = false;
 		memset(dev->alt, 0, sizeof(dev->alt));
@@ -1519,6 +1521,18 @@ static int do_count_taken(struct sim_backend *sb, struct sim_device *dev, void *
 int sim_drivers_taken(struct backend *b, const char *busid)
 {
 	return with_device(b, busid, do_count_taken, NULL);
+}
+
+static int do_count_resets(struct sim_backend *sb, struct sim_device *dev, void *arg)
+{
+	(void)sb;
+	(void)arg;
+	return (int)dev->resets;
+}
+
+int sim_resets(struct backend *b, const char *busid)
+{
+	return with_device(b, busid, do_count_resets, NULL);
 }
 
 int sim_pending_transfers(struct backend *b)

@@ -106,6 +106,9 @@ int sim_lock_interface(struct backend *b, const char *busid, uint8_t ifnum, bool
  * (backend_ops.detach_drivers; the sim has none and only counts). */
 int sim_drivers_taken(struct backend *b, const char *busid);
 
+/* How often the device was reset (through any handle). */
+int sim_resets(struct backend *b, const char *busid);
+
 /* Darwin mode (before opening handles), as libusb behaves on macOS:
  * handles carry BK_QUIRK_CANCEL_ABORTS_ENDPOINT, and a cancel ends every
  * transfer of that handle pending on the endpoint with -ECONNRESET (the

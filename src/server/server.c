@@ -108,8 +108,12 @@ void server_config_defaults(struct server_config *cfg)
 	notify_config_defaults(&cfg->notify);
 }
 
-/* --detach-on-export: the device was just exported or released. */
-static void take_drivers(struct server *srv, const char *busid)
+/* --detach-on-export: the device was just exported or released. A device
+ * that was here before the server started may have been left mid-command
+ * (by an earlier server, say): with nothing bound to it any more, it is
+ * reset now rather than before its first session, which the importing
+ * client would wait for. */
+static void take_drivers(struct server *srv, const char *busid, bool found_at_start)
 {
 	const struct backend_ops *ops = srv->backend->ops;
 	if (!srv->cfg.detach_on_export || !ops->detach_drivers)
@@ -118,6 +122,19 @@ static void take_drivers(struct server *srv, const char *busid)
 	if (rc < 0 && rc != -LNX_ENODEV)
 		log_warn("device %s: cannot take its drivers at export: %s", busid,
 			 linux_errno_name(rc));
+	if (rc < 0 || !found_at_start)
+		return;
+	struct bk_handle *h = NULL;
+	rc = ops->open(srv->backend, busid, &h);
+	if (rc == 0)
+		rc = ops->reset(h);
+	if (h)
+		ops->close(h);
+	if (rc == 0)
+		set_clean(srv, busid, true);
+	else
+		log_warn("device %s: reset at export failed: %s (its first session resets it)",
+			 busid, linux_errno_name(rc));
 }
 
 static void on_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_device_info *info)
@@ -132,7 +149,7 @@ static void on_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_devi
 		if (export_table_add(&srv->exports, info)) {
 			log_info("device %s (%04x:%04x) plugged", info->busid, info->idVendor,
 				 info->idProduct);
-			take_drivers(srv, info->busid);
+			take_drivers(srv, info->busid, false);
 		}
 	} else if (export_table_remove(&srv->exports, info->busid)) {
 		log_info("device %s unplugged", info->busid);
@@ -277,7 +294,7 @@ err_release:
 		s = NULL;
 		export_table_release(&srv->exports, busid, &closing);
 		/* A reset at the session's end lets drivers bind again. */
-		take_drivers(srv, busid);
+		take_drivers(srv, busid, false);
 	}
 err_free:
 	session_free(s);
@@ -488,7 +505,7 @@ int server_start(struct server *srv)
 		if (export_table_add(&srv->exports, &devs[i])) {
 			log_info("exporting %s (%04x:%04x %s)", devs[i].busid, devs[i].idVendor,
 				 devs[i].idProduct, devs[i].product);
-			take_drivers(srv, devs[i].busid);
+			take_drivers(srv, devs[i].busid, true);
 		}
 	free(devs);
 

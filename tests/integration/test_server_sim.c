@@ -1331,14 +1331,19 @@ static void test_detach_on_export(void **state)
 	struct fixture *f = *state;
 	assert_int_equal(sim_drivers_taken(f->sim, "1-1"), 1);
 	assert_int_equal(sim_drivers_taken(f->sim, "1-2"), 1);
+	/* Devices found at start are reset at export, not before the import. */
+	assert_int_equal(sim_resets(f->sim, "1-1"), 1);
+	assert_int_equal(sim_resets(f->sim, "1-2"), 1);
 
 	struct uc_conn *c = import_dev(f, "1-1");
 	struct uc_reply r;
 	bulk(c, 1, USBIP_DIR_IN, 1, 32, 0, NULL, &r);
 	assert_int_equal(r.status, 0);
 	uc_reply_free(&r);
+	assert_int_equal(sim_resets(f->sim, "1-1"), 1);
 	uc_close(c);
 	assert_int_equal(wait_taken(f, "1-1", 2), 2);
+	assert_int_equal(sim_resets(f->sim, "1-1"), 2); /* the session's closing reset */
 
 	assert_int_equal(sim_unplug(f->sim, "1-1"), 0);
 	assert_int_equal(sim_plug(f->sim, "1-1"), 0);
@@ -1365,6 +1370,7 @@ static void test_drivers_kept_by_default(void **state)
 	}
 	assert_int_equal(s.count, 2);
 	assert_int_equal(sim_drivers_taken(f->sim, "1-1"), 0);
+	assert_int_equal(sim_resets(f->sim, "1-2"), 0); /* not exported early */
 	assert_int_equal(sim_drivers_taken(f->sim, "1-2"), 0);
 }
 
