@@ -349,6 +349,11 @@ static void *connection_main(void *arg)
 	cidr_addr_format(&c->addr, host, sizeof(host));
 	net_tune_stream(fd);
 	int64_t deadline = net_now_ms() + srv->cfg.op_timeout_ms;
+	/* A reply (a long device list) to a peer that never reads must not
+	 * hold this thread either; a session's socket is non-blocking. */
+	struct timeval snd = { .tv_sec = srv->cfg.op_timeout_ms / 1000,
+			       .tv_usec = (srv->cfg.op_timeout_ms % 1000) * 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
 
 	uint8_t req[USBIP_IMPORT_REQUEST_SIZE];
 	struct usbip_op_common op;
