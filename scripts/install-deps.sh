@@ -7,6 +7,8 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
       libusb-1.0-0-dev libcmocka-dev python3 usbip
       libavahi-client-dev
+      # TLS (src/common/tls*.c); the openssl command makes the tests' certificates
+      libssl-dev openssl
       # the DNS-SD test runs its own avahi-daemon and dbus-daemon in a
       # private network namespace (tests/integration/test_dnssd.py)
       avahi-daemon avahi-utils dbus iproute2 util-linux)
