@@ -31,6 +31,8 @@ struct server_options {
 	struct libusb_backend_options libusb;
 	const char *sim;            /* NULL: libusb */
 	struct export_filter filter;
+	struct tls_options tls;     /* the context is made by run_server */
+	struct client_rules client_rules;
 	char token[NOTIFY_V2_TOKEN_SIZE];
 	struct cidr allow_clients[SERVER_MAX_ALLOW_CLIENTS];
 	const char *control_path;   /* "" or "none": no control socket */

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""TLS on the USB/IP port (docs/security.md), against the real server with the
+sim backend over loopback: a certificate handshake, device list, import and an
+URB through TLS; per-client device rules; wrong CA, expired certificate,
+plaintext and wrong PSK refused with a log line while the server keeps
+serving. Every certificate and key is made here, at test time, with the
+openssl command (nothing secret is committed).
+
+On a host without the kernel's tls module the server carries sessions through
+its userspace relay, with it through kernel TLS: the log line of each import
+says which, and the test accepts either but checks that it is named.
+
+Usage: test_tls.py SERVER_BINARY [CLIENT_BINARY]
+"""
+import os
+import re
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SERVER = None
+CLIENT = None
+PSK = "bench1:00112233445566778899aabbccddeeff"
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(d):
+    """A CA, the server's certificate (127.0.0.1), two clients, an expired
+    client and a client of another CA."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for ca in ("ca", "otherca"):
+        openssl("req", "-x509", *ec, "-keyout", ca + ".key", "-out", ca + ".pem",
+                "-subj", "/CN=" + ca, "-days", "2", cwd=d)
+
+    def leaf(name, ca, san, days="2"):
+        openssl("req", *ec, "-keyout", name + ".key", "-out", name + ".csr",
+                "-subj", "/CN=" + name, cwd=d)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=" + san + "\n")
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey",
+                ca + ".key", "-CAcreateserial", "-days", days, "-extfile", name + ".ext",
+                "-out", name + ".pem", cwd=d)
+
+    leaf("server", "ca", "IP:127.0.0.1,DNS:localhost")
+    leaf("bench1", "ca", "DNS:bench1")
+    leaf("bench2", "ca", "DNS:bench2")
+    leaf("expired", "ca", "DNS:bench1", days="-1")
+    leaf("stranger", "otherca", "DNS:bench1")
+    with open(os.path.join(d, "psk"), "w") as f:
+        f.write(PSK + "\n")
+    with open(os.path.join(d, "wrongpsk"), "w") as f:
+        f.write("bench1:ffeeddccbbaa99887766554433221100\n")
+
+
+def op_header(code):
+    return struct.pack(">HHI", 0x0111, code, 0)
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+class Server:
+    def __init__(self, d, *extra):
+        self.log = open(os.path.join(d, "server%d.log" % id(self)), "w+")
+        self.proc = subprocess.Popen(
+            [SERVER, "-c", "/dev/null", "--sim", "zero,zero", "--listen", "127.0.0.1",
+             "--port", "0", "--no-notify", "--control", "none", "--no-announce", *extra],
+            stderr=self.log)
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            m = re.search(r"listening on port (\d+)", self.text())
+            if m:
+                self.port = int(m.group(1))
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError("server did not start:\n" + self.text())
+
+    def text(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=10):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            m = re.search(pattern, self.text())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError("no log line /%s/ in:\n%s" % (pattern, self.text()))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+
+class Tls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.d = cls.tmp.name
+        make_pki(cls.d)
+        p = lambda n: os.path.join(cls.d, n)
+        cls.srv = Server(cls.d, "--tls-cert", p("server.pem"), "--tls-key", p("server.key"),
+                         "--tls-ca", p("ca.pem"), "--allow-client-device", "bench1=1-1",
+                         "--allow-client-device", "bench2=1-2")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.d, name)
+
+    def connect(self, cert="bench1", ca="ca"):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_verify_locations(self.path(ca + ".pem"))
+        ctx.load_cert_chain(self.path(cert + ".pem"), self.path(cert + ".key"))
+        raw = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    def devlist(self, cert):
+        with self.connect(cert) as s:
+            s.sendall(op_header(0x8005))
+            hdr = recv_exact(s, 12)
+            self.assertEqual(hdr[:4], b"\x01\x11\x00\x05")
+            n = struct.unpack(">I", hdr[8:12])[0]
+            busids = []
+            for _ in range(n):
+                rec = recv_exact(s, 312)
+                busids.append(rec[256:288].rstrip(b"\0").decode())
+                nif = rec[311]
+                recv_exact(s, 4 * nif)
+            return busids
+
+    def import_(self, s, busid):
+        s.sendall(op_header(0x8003) + busid.encode().ljust(32, b"\0"))
+        hdr = recv_exact(s, 8)
+        self.assertEqual(hdr[:4], b"\x01\x11\x00\x03")
+        status = struct.unpack(">I", hdr[4:8])[0]
+        if status == 0:
+            rec = recv_exact(s, 312)
+            self.assertEqual(rec[256:288].rstrip(b"\0").decode(), busid)
+        return status
+
+    def get_device_descriptor(self, s, devid):
+        # CMD_SUBMIT, seqnum 1, direction IN, ep 0, GET_DESCRIPTOR(DEVICE) 18 bytes.
+        setup = bytes([0x80, 6, 0, 1, 0, 0, 18, 0])
+        s.sendall(struct.pack(">IIIII", 1, 1, devid, 1, 0) +
+                  struct.pack(">IIiii", 0, 18, 0, 0, 0) + setup)
+        ret = recv_exact(s, 48)
+        cmd, seq = struct.unpack(">II", ret[:8])
+        status, actual = struct.unpack(">iI", ret[20:28])
+        self.assertEqual((cmd, seq, status, actual), (3, 1, 0, 18))
+        return recv_exact(s, 18)
+
+    def test_import_and_urb_through_tls(self):
+        with self.connect("bench1") as s:
+            self.assertEqual(s.version(), "TLSv1.3")
+            self.assertEqual(self.import_(s, "1-1"), 0)
+            desc = self.get_device_descriptor(s, 1 << 16 | 2)
+            self.assertEqual(desc[:2], b"\x12\x01")
+        m = self.srv.wait_log(r'imported 1-1 \(TLS identity "bench1", ([a-z ]+TLS[a-z ]*)\)')
+        self.assertIn(m.group(1), ("kernel TLS", "userspace TLS relay"))
+
+    def test_client_device_rules(self):
+        self.assertEqual(self.devlist("bench1"), ["1-1"])
+        self.assertEqual(self.devlist("bench2"), ["1-2"])
+        with self.connect("bench1") as s:
+            self.assertEqual(self.import_(s, "1-2"), 1)  # ST_NA
+        self.srv.wait_log(r'import of 1-2 refused: no --allow-client-device rule for '
+                          r'identity "bench1"')
+        with self.connect("bench2") as s:
+            self.assertEqual(self.import_(s, "1-2"), 0)
+
+    def refused(self, cert, ca, pattern):
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            with self.connect(cert, ca) as s:
+                # TLS 1.3: the client learns of a refused certificate on reading.
+                s.sendall(op_header(0x8005))
+                if not s.recv(12):
+                    raise ConnectionError("closed")
+        self.srv.wait_log(pattern)
+        self.assertEqual(self.devlist("bench1"), ["1-1"])  # still serving
+
+    def test_wrong_ca_refused(self):
+        self.refused("stranger", "ca", r"TLS refused: .*certificate: unable to get local issuer")
+
+    def test_expired_refused(self):
+        self.refused("expired", "ca", r"TLS refused: .*certificate: certificate has expired")
+
+    def test_server_of_another_ca_refused_by_client(self):
+        with self.assertRaises(ssl.SSLError):
+            self.connect("bench1", "otherca").close()
+
+    def test_plaintext_refused(self):
+        with socket.create_connection(("127.0.0.1", self.srv.port), timeout=10) as s:
+            s.sendall(op_header(0x8005))
+            try:
+                self.assertEqual(s.recv(12), b"")  # no reply: closed
+            except ConnectionResetError:
+                pass  # closed with our request unread
+        self.srv.wait_log(r"plaintext connection refused: this server requires TLS")
+        self.assertEqual(self.devlist("bench1"), ["1-1"])
+
+
+class Psk(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.d = cls.tmp.name
+        make_pki(cls.d)
+        cls.srv = Server(cls.d, "--tls-psk-file", os.path.join(cls.d, "psk"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.tmp.cleanup()
+
+    def s_client(self, psk_line):
+        ident, key = psk_line.split(":")
+        return subprocess.run(
+            ["openssl", "s_client", "-quiet", "-tls1_3", "-connect",
+             "127.0.0.1:%d" % self.srv.port, "-psk_identity", ident, "-psk", key,
+             "-ciphersuites", "TLS_AES_128_GCM_SHA256"],
+            input=op_header(0x8005), capture_output=True, timeout=20)
+
+    def test_right_psk_lists(self):
+        r = self.s_client(PSK)
+        self.assertIn(b"\x01\x11\x00\x05", r.stdout)
+
+    def test_wrong_psk_refused(self):
+        r = self.s_client("bench1:ffeeddccbbaa99887766554433221100")
+        self.assertNotIn(b"\x01\x11\x00\x05", r.stdout)
+        self.srv.wait_log(r"TLS refused: TLS handshake failed")
+        self.assertIn(b"\x01\x11\x00\x05", self.s_client(PSK).stdout)
+
+
+class Optional(unittest.TestCase):
+    def test_plaintext_allowed_with_tls_optional(self):
+        with tempfile.TemporaryDirectory() as d:
+            # A bad PSK file: the server says so and stops.
+            r = subprocess.run([SERVER, "-c", "/dev/null", "--sim", "zero", "--port", "0",
+                                "--no-notify", "--control", "none", "--no-announce",
+                                "--tls-psk-file", "/dev/null"],
+                               capture_output=True, text=True, timeout=20)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("not one line IDENTITY:HEXKEY", r.stderr)
+            with open(os.path.join(d, "psk"), "w") as f:
+                f.write(PSK + "\n")
+            srv = Server(d, "--tls-psk-file", os.path.join(d, "psk"), "--tls-optional")
+            try:
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+                    s.sendall(op_header(0x8005))
+                    self.assertEqual(recv_exact(s, 4), b"\x01\x11\x00\x05")
+            finally:
+                srv.stop()
+
+
+if __name__ == "__main__":
+    SERVER = sys.argv[1]
+    CLIENT = sys.argv[2] if len(sys.argv) > 2 else None
+    unittest.main(argv=[sys.argv[0], "-v"])
