@@ -1074,6 +1074,21 @@ static void remember_import_addr(struct server_ctx *s)
 		s->import_addrlen = 0;
 }
 
+/* The notify channel through TLS: s->fd becomes a relay's plain end. */
+static int notify_tls(struct server_ctx *s)
+{
+	char err[TLS_ERR_SIZE] = "";
+	int fd = tls_client_stream(s->d->cfg.tls, s->fd, s->spec->host,
+				   s->d->cfg.connect_timeout_ms, err);
+	if (fd < 0) {
+		log_warn("%s:%s: notify channel: %s", s->spec->host, s->spec->notify_port, err);
+		set_error(s, "notify channel: %s", err);
+		return fd;
+	}
+	s->fd = fd;
+	return 0;
+}
+
 static void *server_thread(void *arg)
 {
 	struct server_ctx *s = arg;
@@ -1095,9 +1110,14 @@ static void *server_thread(void *arg)
 		} else {
 			log_info("%s:%s: connected", s->spec->host, s->spec->notify_port);
 			remember_import_addr(s);
-			run_connection(s);
-			close(s->fd);
-			s->fd = -1;
+			if (d->cfg.tls && notify_tls(s) < 0) {
+				close(s->fd);
+				s->fd = -1;
+			} else {
+				run_connection(s);
+				close(s->fd);
+				s->fd = -1;
+			}
 			if (daemon_sessions(d, s->index) != before)
 				attempt = 0; /* it worked for a while: start the backoff over */
 		}

@@ -125,6 +125,14 @@ void tls_conn_free(struct tls_conn *c);
 struct tls_relay;
 int tls_relay_start(struct tls_conn *c, int tcp_fd, int local_fd, bool detached,
 		    struct tls_relay **out);
+/* A client's stream through TLS for code that wants a plain socket (the
+ * notify channel): the handshake on the connected, blocking fd (at most
+ * timeout_ms), then a detached relay. Returns the plain end, the caller's
+ * to close (the relay then ends and closes fd), or a negative errno with
+ * the reason in err and fd still the caller's. */
+int tls_client_stream(struct tls_ctx *ctx, int fd, const char *server_name, int timeout_ms,
+		      char *err);
+
 /* Makes a joinable relay end now (shuts its sockets down) and waits. */
 void tls_relay_stop(struct tls_relay *r);
 

@@ -3,7 +3,10 @@
  * kernel TLS is missing (no tls module, macOS) or refuses the cipher. */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -98,4 +101,40 @@ void tls_relay_stop(struct tls_relay *r)
 	close(r->tcp_fd);
 	tls_conn_free(r->c);
 	free(r);
+}
+
+int tls_client_stream(struct tls_ctx *ctx, int fd, const char *server_name, int timeout_ms,
+		      char *err)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
+	struct timeval none = { 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct tls_conn *c = tls_conn_new(ctx, fd, server_name, err);
+	int rc = c ? tls_conn_handshake(c, err) : -ENOMEM;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+	if (rc < 0) {
+		if (rc == -ETIMEDOUT && !err[0])
+			snprintf(err, TLS_ERR_SIZE, "TLS handshake timed out");
+		tls_conn_free(c);
+		return rc;
+	}
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		rc = -errno;
+		snprintf(err, TLS_ERR_SIZE, "socketpair: %s", strerror(errno));
+		tls_conn_free(c);
+		return rc;
+	}
+	rc = tls_relay_start(c, fd, sp[1], true, NULL);
+	if (rc < 0) {
+		snprintf(err, TLS_ERR_SIZE, "cannot start the relay: %s", strerror(-rc));
+		close(sp[0]);
+		close(sp[1]);
+		tls_conn_free(c);
+		return rc;
+	}
+	return sp[0];
 }

@@ -5,6 +5,7 @@
  * socket and reads the replies. The daemon's hand-off put either kernel TLS
  * or its userspace relay behind it; on a host without the tls module it is
  * the relay, and the test checks the mode is named in status either way.
+ * The notify channel runs through TLS too (a relay on both ends).
  * Also: a wrong PSK and a plaintext daemon get nothing attached, and the
  * server goes on serving. */
 #include <errno.h>
@@ -322,10 +323,18 @@ static void test_plaintext_daemon_attaches_nothing(void **state)
 {
 	struct fixture *f = *state;
 	struct daemon *d = start_daemon(f, NULL);
-	WAIT_FOR(error_contains(d, "import of 1-1 failed"));
+	/* The notify port refuses it already (and the USB/IP port would). */
+	WAIT_FOR(error_contains(d, "notify connection"));
 	assert_int_equal(attaches(f), 0);
 	daemon_stop(d);
 	daemon_free(d);
+	/* The server goes on serving TLS clients. */
+	struct tls_ctx *tls = psk_ctx(f, RIGHT_PSK, false);
+	d = start_daemon(f, tls);
+	WAIT_FOR(attaches(f) == 1);
+	daemon_stop(d);
+	daemon_free(d);
+	tls_ctx_free(tls);
 }
 
 int main(void)

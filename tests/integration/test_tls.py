@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""TLS on the USB/IP port (docs/security.md), against the real server with the
-sim backend over loopback: a certificate handshake, device list, import and an
+"""TLS on both ports (docs/security.md), against the real server with the sim
+backend over loopback: a certificate handshake, device list, import and an
 URB through TLS; per-client device rules; wrong CA, expired certificate,
 plaintext and wrong PSK refused with a log line while the server keeps
-serving. Every certificate and key is made here, at test time, with the
+serving; the notify channel through TLS, plaintext refused there too, and a
+seed v1 notify client served under --tls-optional. Every certificate and key is made here, at test time, with the
 openssl command (nothing secret is committed).
 
 On a host without the kernel's tls module the server carries sessions through
@@ -75,17 +76,21 @@ def recv_exact(s, n):
 
 
 class Server:
-    def __init__(self, d, *extra):
+    def __init__(self, d, *extra, notify=False):
         self.log = open(os.path.join(d, "server%d.log" % id(self)), "w+")
+        notify_args = (["--notify-listen", "127.0.0.1", "--notify-port", "0"] if notify
+                       else ["--no-notify"])
         self.proc = subprocess.Popen(
             [SERVER, "-c", "/dev/null", "--sim", "zero,zero", "--listen", "127.0.0.1",
-             "--port", "0", "--no-notify", "--control", "none", "--no-announce", *extra],
+             "--port", "0", "--control", "none", "--no-announce", *notify_args, *extra],
             stderr=self.log)
         end = time.monotonic() + 20
         while time.monotonic() < end:
-            m = re.search(r"listening on port (\d+)", self.text())
+            m = re.search(r"info: listening on port (\d+)", self.text())
             if m:
                 self.port = int(m.group(1))
+                n = re.search(r"notify: listening on port (\d+)", self.text())
+                self.notify_port = int(n.group(1)) if n else None
                 return
             if self.proc.poll() is not None:
                 break
@@ -121,7 +126,7 @@ class Tls(unittest.TestCase):
         p = lambda n: os.path.join(cls.d, n)
         cls.srv = Server(cls.d, "--tls-cert", p("server.pem"), "--tls-key", p("server.key"),
                          "--tls-ca", p("ca.pem"), "--allow-client-device", "bench1=1-1",
-                         "--allow-client-device", "bench2=1-2")
+                         "--allow-client-device", "bench2=1-2", notify=True)
 
     @classmethod
     def tearDownClass(cls):
@@ -131,12 +136,12 @@ class Tls(unittest.TestCase):
     def path(self, name):
         return os.path.join(self.d, name)
 
-    def connect(self, cert="bench1", ca="ca"):
+    def connect(self, cert="bench1", ca="ca", port=None):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         ctx.load_verify_locations(self.path(ca + ".pem"))
         ctx.load_cert_chain(self.path(cert + ".pem"), self.path(cert + ".key"))
-        raw = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        raw = socket.create_connection(("127.0.0.1", port or self.srv.port), timeout=10)
         return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
 
     def devlist(self, cert):
@@ -223,6 +228,35 @@ class Tls(unittest.TestCase):
         self.srv.wait_log(r"plaintext connection refused: this server requires TLS")
         self.assertEqual(self.devlist("bench1"), ["1-1"])
 
+    # ---- the notify port ----------------------------------------------------
+    def test_notify_through_tls(self):
+        with self.connect("bench1", port=self.srv.notify_port) as s:
+            s.sendall(b"Client hello")
+            got = b""
+            while got.count(b"\n") < 2:
+                chunk = s.recv(256)
+                self.assertTrue(chunk, "closed early: %r" % got)
+                got += chunk
+            self.assertEqual(sorted(got.split(b"\n")[:2]), [b"1-1;PLUGGED;", b"1-2;PLUGGED;"])
+
+    def test_notify_plaintext_refused(self):
+        with socket.create_connection(("127.0.0.1", self.srv.notify_port), timeout=10) as s:
+            s.sendall(b"Client hello")
+            try:
+                self.assertEqual(s.recv(64), b"")
+            except ConnectionResetError:
+                pass
+        self.srv.wait_log(r"notify: 127\.0\.0\.1:\d+: plaintext connection refused: this server "
+                          r"requires TLS")
+
+    def test_notify_wrong_ca_refused(self):
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            with self.connect("stranger", port=self.srv.notify_port) as s:
+                s.sendall(b"Client hello")
+                if not s.recv(64):
+                    raise ConnectionError("closed")
+        self.srv.wait_log(r"notify: .*TLS refused: .*certificate: unable to get local issuer")
+
 
 class Psk(unittest.TestCase):
     @classmethod
@@ -268,11 +302,16 @@ class Optional(unittest.TestCase):
             self.assertIn("not one line IDENTITY:HEXKEY", r.stderr)
             with open(os.path.join(d, "psk"), "w") as f:
                 f.write(PSK + "\n")
-            srv = Server(d, "--tls-psk-file", os.path.join(d, "psk"), "--tls-optional")
+            srv = Server(d, "--tls-psk-file", os.path.join(d, "psk"), "--tls-optional",
+                         notify=True)
             try:
                 with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
                     s.sendall(op_header(0x8005))
                     self.assertEqual(recv_exact(s, 4), b"\x01\x11\x00\x05")
+                # A seed (v1) notify client keeps working where TLS is optional.
+                with socket.create_connection(("127.0.0.1", srv.notify_port), timeout=10) as s:
+                    s.sendall(b"Client hello")
+                    self.assertEqual(recv_exact(s, 13), b"1-1;PLUGGED;\n")
             finally:
                 srv.stop()
 
