@@ -1,16 +1,23 @@
 /* The userspace path: a thread copying between a TLS connection and a
  * local socket whose other end reads and writes plaintext. Used where
- * kernel TLS is missing (no tls module, macOS) or refuses the cipher. */
+ * kernel TLS is missing (no tls module, macOS) or refuses the cipher.
+ *
+ * Non-blocking both ways with one buffer per direction: a relay that
+ * blocked writing one way while its peer's relay did the same the other way
+ * would deadlock once both TCP directions are full (bulk IN and OUT at
+ * once); here a full direction only stops that direction. OpenSSL's rule
+ * for a write that returned "again": call it again with the same bytes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
-#include "common/net.h"
+#include "common/net_os.h"
 #include "common/tls_internal.h"
 
 struct tls_relay {
@@ -20,40 +27,99 @@ struct tls_relay {
 	pthread_t thread;
 };
 
-/* One turn each way; false when either side ended. */
-static bool relay_turn(struct tls_relay *r, uint8_t *buf, size_t n)
+struct relay_bufs {
+	uint8_t down[TLS_RECORD_MAX]; /* TLS -> local */
+	size_t down_off, down_len;
+	uint8_t up[TLS_RECORD_MAX];   /* local -> TLS */
+	size_t up_len;                /* > 0: a write still owed to OpenSSL */
+};
+
+static bool again(ssize_t r)
 {
-	struct pollfd pfd[2] = { { .fd = r->tcp_fd, .events = POLLIN },
-				 { .fd = r->local_fd, .events = POLLIN } };
-	if (tls_conn_pending(r->c) == 0 && poll(pfd, 2, -1) < 0)
-		return errno == EINTR;
-	if (tls_conn_pending(r->c) > 0 || pfd[0].revents) {
-		ssize_t got = tls_conn_read(r->c, buf, n);
-		if (got == -EAGAIN)
-			return true;
-		if (got <= 0)
+	return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
+/* Moves what can move without blocking; false when either side ended. */
+static bool relay_move(struct tls_relay *r, struct relay_bufs *b, bool *moved)
+{
+	if (b->down_len == 0) {
+		ssize_t n = tls_conn_read(r->c, b->down, sizeof(b->down));
+		if (n == 0 || (n < 0 && n != -EAGAIN))
 			return false;
-		struct iovec iov = { buf, (size_t)got };
-		if (net_writev_full(r->local_fd, &iov, 1) < 0)
-			return false;
+		if (n > 0) {
+			b->down_off = 0;
+			b->down_len = (size_t)n;
+			*moved = true;
+		}
 	}
-	if (pfd[1].revents) {
-		ssize_t got = read(r->local_fd, buf, n);
-		if (got < 0 && errno == EINTR)
-			return true;
-		if (got <= 0 || tls_conn_write(r->c, buf, (size_t)got) < 0)
+	while (b->down_off < b->down_len) {
+		ssize_t n = send(r->local_fd, b->down + b->down_off, b->down_len - b->down_off,
+				 net_os_send_flags());
+		if (again(n))
+			break;
+		if (n <= 0)
 			return false;
+		b->down_off += (size_t)n;
+		*moved = true;
+	}
+	if (b->down_off == b->down_len)
+		b->down_len = b->down_off = 0;
+	if (b->up_len == 0) {
+		ssize_t n = recv(r->local_fd, b->up, sizeof(b->up), 0);
+		if (n == 0 || (n < 0 && !again(n)))
+			return false;
+		if (n > 0) {
+			b->up_len = (size_t)n;
+			*moved = true;
+		}
+	}
+	if (b->up_len > 0) {
+		int rc = tls_conn_write(r->c, b->up, b->up_len);
+		if (rc < 0 && rc != -EAGAIN)
+			return false;
+		if (rc == 0) {
+			b->up_len = 0;
+			*moved = true;
+		}
 	}
 	return true;
+}
+
+static void relay_loop(struct tls_relay *r, struct relay_bufs *b)
+{
+	for (;;) {
+		bool moved = false;
+		if (!relay_move(r, b, &moved))
+			return;
+		if (moved || (b->down_len == 0 && tls_conn_pending(r->c) > 0))
+			continue;
+		struct pollfd pfd[2] = { { .fd = r->tcp_fd }, { .fd = r->local_fd } };
+		if (b->down_len == 0)
+			pfd[0].events |= POLLIN;
+		else
+			pfd[1].events |= POLLOUT;
+		if (b->up_len == 0)
+			pfd[1].events |= POLLIN;
+		else
+			pfd[0].events |= POLLOUT;
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			return;
+		if ((pfd[0].revents | pfd[1].revents) & POLLNVAL)
+			return;
+	}
 }
 
 static void *relay_main(void *arg)
 {
 	struct tls_relay *r = arg;
-	uint8_t *buf = malloc(TLS_RECORD_MAX);
-	while (buf && relay_turn(r, buf, TLS_RECORD_MAX))
-		;
-	free(buf);
+	struct relay_bufs *b = calloc(1, sizeof(*b));
+	for (int i = 0; b && i < 2; i++) {
+		int fd = i ? r->local_fd : r->tcp_fd;
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	}
+	if (b)
+		relay_loop(r, b);
+	free(b);
 	shutdown(r->local_fd, SHUT_RDWR);
 	shutdown(r->tcp_fd, SHUT_RDWR);
 	if (r->detached) {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +316,83 @@ static void test_relay(void **state)
 	pair_free(&p);
 }
 
+/* Two relays back to back (a client's and a server's) with bulk data both
+ * ways at once, more than every socket buffer on the way holds: neither
+ * direction may wait for the other. */
+#define BULK (8u << 20)
+
+struct bulk_writer {
+	int fd;
+	uint8_t seed;
+};
+
+static void *bulk_write(void *arg)
+{
+	struct bulk_writer *w = arg;
+	uint8_t buf[65536];
+	for (size_t sent = 0; sent < BULK;) {
+		size_t n = sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)(w->seed + (sent + i) % 251);
+		ssize_t k = write(w->fd, buf, n);
+		if (k <= 0)
+			return NULL;
+		sent += (size_t)k;
+		if ((size_t)k < n)
+			return NULL; /* a short write on a blocking socket: give up */
+	}
+	return NULL;
+}
+
+static void test_relays_bulk_both_ways(void **state)
+{
+	(void)state;
+	struct pair p;
+	char err[TLS_ERR_SIZE] = "";
+	pair_up(&p, "bench1:00112233445566778899aabbccddeeff\n");
+	assert_int_equal(pair_handshake(&p, err), 0);
+	int a[2], b[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	struct tls_relay *ra = NULL, *rb = NULL;
+	assert_int_equal(tls_relay_start(p.c[0], p.fd[0], a[1], false, &ra), 0);
+	assert_int_equal(tls_relay_start(p.c[1], p.fd[1], b[1], false, &rb), 0);
+	p.c[0] = p.c[1] = NULL;
+	p.fd[0] = p.fd[1] = -1;
+
+	struct bulk_writer wa = { a[0], 1 }, wb = { b[0], 7 };
+	pthread_t ta, tb;
+	assert_int_equal(pthread_create(&ta, NULL, bulk_write, &wa), 0);
+	assert_int_equal(pthread_create(&tb, NULL, bulk_write, &wb), 0);
+	/* a[0] receives what b[0] wrote and the other way round. */
+	size_t got[2] = { 0, 0 };
+	bool ok = true;
+	uint8_t buf[65536];
+	while (ok && (got[0] < BULK || got[1] < BULK)) {
+		struct pollfd pfd[2] = { { .fd = a[0], .events = POLLIN },
+					 { .fd = b[0], .events = POLLIN } };
+		assert_true(poll(pfd, 2, 20000) > 0); /* a stall is a deadlock */
+		for (int i = 0; i < 2; i++) {
+			if (!pfd[i].revents)
+				continue;
+			ssize_t n = read(pfd[i].fd, buf, sizeof(buf));
+			assert_true(n > 0);
+			uint8_t seed = i == 0 ? wb.seed : wa.seed;
+			for (ssize_t k = 0; k < n && ok; k++)
+				ok = buf[k] == (uint8_t)(seed + (got[i] + (size_t)k) % 251);
+			got[i] += (size_t)n;
+		}
+	}
+	assert_true(ok);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	close(a[0]);
+	close(b[0]);
+	tls_relay_stop(ra);
+	tls_relay_stop(rb);
+	pair_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_traffic_refuses_unconsumed),
 		cmocka_unit_test(test_wrong_psk_fails),
 		cmocka_unit_test(test_relay),
+		cmocka_unit_test(test_relays_bulk_both_ways),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
