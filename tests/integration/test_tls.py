@@ -11,7 +11,11 @@ On a host without the kernel's tls module the server carries sessions through
 its userspace relay, with it through kernel TLS: the log line of each import
 says which, and the test accepts either but checks that it is named.
 
-Usage: test_tls.py SERVER_BINARY [CLIENT_BINARY]
+Also the client daemon's binary with certificates: an attach (into a fake vhci
+sysfs) whose import the server logs with the client's identity, and a server
+certificate that does not name the host refused by the client.
+
+Usage: test_tls.py SERVER_BINARY CLIENT_BINARY
 """
 import os
 import re
@@ -258,6 +262,83 @@ class Tls(unittest.TestCase):
         self.srv.wait_log(r"notify: .*TLS refused: .*certificate: unable to get local issuer")
 
 
+def fake_vhci(root):
+    """A vhci_hcd sysfs directory the daemon accepts; attach writes land in a
+    plain file (the session then ends: nobody holds the socket)."""
+    hc = os.path.join(root, "devices", "platform", "vhci_hcd.0")
+    os.makedirs(hc)
+    for name, text in (("attach", ""), ("detach", ""), ("nports", "8\n")):
+        with open(os.path.join(hc, name), "w") as f:
+            f.write(text)
+    with open(os.path.join(hc, "status"), "w") as f:
+        f.write("hub port sta spd dev      sockfd local_busid\n")
+        for i in range(8):
+            f.write("%s  %04d 004 000 00000000 000000 0-0\n" % ("hs" if i < 4 else "ss", i))
+
+
+class Daemon(unittest.TestCase):
+    """The client binary with certificates: its handshake, its check of the
+    server's name, and the server's log of its identity."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.d = cls.tmp.name
+        make_pki(cls.d)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def run_daemon(self, srv, until, cert="bench1"):
+        root = tempfile.mkdtemp(dir=self.d)
+        fake_vhci(root)
+        p = lambda n: os.path.join(self.d, n)
+        log = open(os.path.join(root, "client.log"), "w+")
+        proc = subprocess.Popen(
+            [CLIENT, "-c", "/dev/null", "--server", "127.0.0.1:%d" % srv.notify_port,
+             "--usbip-port", str(srv.port), "--sysfs-root", root, "--run-dir",
+             os.path.join(root, "run"), "--state-file", os.path.join(root, "state"),
+             "--control", "none", "--tls-cert", p(cert + ".pem"), "--tls-key",
+             p(cert + ".key"), "--tls-ca", p("ca.pem")], stderr=log)
+        try:
+            end = time.monotonic() + 15
+            while time.monotonic() < end:
+                with open(log.name) as f:
+                    text = f.read()
+                if re.search(until, text):
+                    return text
+                time.sleep(0.05)
+            self.fail("no /%s/ in the client's log:\n%s" % (until, text))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            log.close()
+
+    def test_attach_with_certificates(self):
+        p = lambda n: os.path.join(self.d, n)
+        srv = Server(self.d, "--tls-cert", p("server.pem"), "--tls-key", p("server.key"),
+                     "--tls-ca", p("ca.pem"), notify=True)
+        try:
+            text = self.run_daemon(srv, r"attached 1-1 from 127\.0\.0\.1 .*, "
+                                        r"(kernel TLS|userspace relay) \(server \"localhost\"\)")
+            self.assertNotIn("TLS handshake failed", text)
+            srv.wait_log(r'imported 1-1 \(TLS identity "bench1", (kernel TLS|userspace TLS relay)\)')
+        finally:
+            srv.stop()
+
+    def test_server_certificate_must_name_the_host(self):
+        # A certificate of the right CA, but for bench2, not 127.0.0.1.
+        p = lambda n: os.path.join(self.d, n)
+        srv = Server(self.d, "--tls-cert", p("bench2.pem"), "--tls-key", p("bench2.key"),
+                     "--tls-ca", p("ca.pem"), notify=True)
+        try:
+            self.run_daemon(srv, r"notify channel: TLS handshake failed: certificate: "
+                                 r"IP address mismatch")
+        finally:
+            srv.stop()
+
+
 class Psk(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -314,6 +395,41 @@ class Optional(unittest.TestCase):
                     self.assertEqual(recv_exact(s, 13), b"1-1;PLUGGED;\n")
             finally:
                 srv.stop()
+
+    def test_config_file_keys_and_usage_errors(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "psk"), "w") as f:
+                f.write(PSK + "\n")
+            conf = os.path.join(d, "server.conf")
+            with open(conf, "w") as f:
+                f.write("tls-psk-file = %s\ntls-optional = yes\n" % os.path.join(d, "psk"))
+            log = open(os.path.join(d, "log"), "w+")
+            proc = subprocess.Popen([SERVER, "-c", conf, "--sim", "zero", "--listen",
+                                     "127.0.0.1", "--port", "0", "--no-notify", "--control",
+                                     "none", "--no-announce"], stderr=log)
+            try:
+                end = time.monotonic() + 20
+                text = ""
+                while time.monotonic() < end and "listening on port" not in text:
+                    time.sleep(0.05)
+                    with open(log.name) as f:
+                        text = f.read()
+                self.assertIn("TLS 1.3 on port 0 (pre-shared key); plaintext clients accepted "
+                              "too (--tls-optional)", text)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=20)
+                log.close()
+        base = [SERVER, "-c", "/dev/null", "--sim", "zero", "--port", "0"]
+        for args, needle in [
+            (["--allow-client-device", "bench1=1-1"], "--allow-client-device needs TLS"),
+            (["--allow-client-device", "bench1"], "want IDENTITY=RULE"),
+            (["--tls-cert", "x.pem"], "go together"),
+            (["--tls-optional"], "needs TLS configured"),
+        ]:
+            r = subprocess.run(base + args, capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertIn(needle, r.stderr, args)
 
 
 if __name__ == "__main__":
