@@ -187,8 +187,8 @@ static void set_timeout(int fd, int opt, int seconds)
 /* The operation phase's socket: plain, or TLS in userspace. */
 struct op_io {
 	int fd;
-	struct tls_conn *tls; /* NULL: plaintext */
-	const char *identity; /* the TLS peer's, "" without TLS */
+	struct tls_conn *tls; /* NULL: plaintext, or after the hand-off */
+	char identity[TLS_IDENTITY_SIZE]; /* the TLS peer's (a copy), "" without TLS */
 };
 
 static ssize_t io_read_full(struct op_io *io, void *buf, size_t n)
@@ -412,7 +412,7 @@ static bool start_tls(struct server *srv, struct op_io *io, const char *peer)
 		io->tls = NULL;
 		return false;
 	}
-	io->identity = tls_conn_peer(io->tls);
+	snprintf(io->identity, sizeof(io->identity), "%s", tls_conn_peer(io->tls));
 	log_debug("%s: TLS up (%s, identity \"%s\")", peer, tls_conn_cipher(io->tls),
 		  io->identity);
 	return true;
@@ -431,7 +431,7 @@ static void *connection_main(void *arg)
 	set_timeout(fd, SO_RCVTIMEO, OP_READ_TIMEOUT_S);
 	set_timeout(fd, SO_SNDTIMEO, OP_READ_TIMEOUT_S);
 
-	struct op_io io = { .fd = fd, .identity = "" };
+	struct op_io io = { .fd = fd };
 	uint8_t req[USBIP_IMPORT_REQUEST_SIZE];
 	struct usbip_op_common op;
 	if (srv->cfg.tls && !start_tls(srv, &io, peer))
