@@ -13,6 +13,8 @@
 #      port 3240 during all of it holds TLS records and none of the known
 #      plaintext (gadget zero's device descriptor, its product string, the
 #      marker written to the disk); no decrypt errors.
+#   3. the same disk pass through a plaintext server and client: the time
+#      of both as INFO lines, with the ratio (a TCG figure, never asserted).
 . "$E2E_ROOT/lib/common.sh"
 . "$E2E_ROOT/lib/gadget.sh"
 . "$E2E_ROOT/lib/server.sh"
@@ -187,7 +189,8 @@ rw() {
 }
 t0=$(now_s)
 check "kTLS: ${SIZE_MB} MiB O_DIRECT write and read" rw
-info "kTLS mass storage: $SIZE_MB MiB written and read in $(elapsed_since "$t0") s (TCG)"
+ktls_s=$(elapsed_since "$t0")
+info "kTLS mass storage: $SIZE_MB MiB written and read in $ktls_s s (TCG)"
 same() { [ "$(sha256sum < "$1" | cut -d' ' -f1)" = "$(sha256sum < "$2" | cut -d' ' -f1)" ]; }
 check "kTLS: read-back checksum equals the data" same "$DATA" "$BACK"
 check "kTLS: the data reached the gadget's file" \
@@ -214,5 +217,33 @@ check "kTLS: no decrypt errors" eval '[ "$(tls_stat TlsDecryptError)" = 0 ]'
 check "kTLS: sockets were counted" eval '[ "$(tls_stat TlsTxSw)" -ge 4 ] && [ "$(tls_stat TlsRxSw)" -ge 4 ]'
 
 check "server still running" kill -0 "$server_pid"
+
+# --- 3. the same disk pass in plaintext, for a figure (never asserted) --------
+server_stop $BUSID
+plain_server_start() {
+	local cmd="$E2E_BUILD/src/server/usbip-notify-server --listen 127.0.0.1 --port $USBIP_PORT"
+	cmd+=" --notify-listen 127.0.0.1 --no-announce --control none"
+	$cmd > "$E2E_RESULTS/server-plain.log" 2>&1 < /dev/null &
+	server_pid=$!
+	wait_for 20 tcp_listening "$USBIP_PORT" && wait_for 20 tcp_listening "$NOTIFY_PORT"
+}
+require "plaintext server started" plain_server_start
+"$CLIENT_BIN" --server 127.0.0.1 --log-level debug --detach-on-exit --control none \
+	>> "$client_log" 2>&1 < /dev/null &
+client_pid=$!
+copy=$(vhci_wait_dev 1d6b 0104 40)
+require "plaintext: mass storage attached" test -n "$copy"
+vdisk=$(usb_wait_blockdev "$copy" 60)
+require "plaintext: vhci disk found" test -n "$vdisk"
+rm -f "$BACK"
+t1=$(now_s)
+check "plaintext: ${SIZE_MB} MiB O_DIRECT write and read" rw
+plain_s=$(elapsed_since "$t1")
+check "plaintext: read-back checksum equals the data" same "$DATA" "$BACK"
+info "plaintext mass storage: $SIZE_MB MiB written and read in $plain_s s (TCG)"
+info "kernel TLS vs plaintext, same boot, one pass each: $(awk -v a="$ktls_s" -v b="$plain_s" \
+	'BEGIN { printf "%.2f", b / a }')x the plaintext throughput (TCG figure, not asserted)"
+check "plaintext: client stops and detaches" client_stop
+
 check "no kernel oops/BUG/WARNING" no_kernel_trouble
 e2e_finish
