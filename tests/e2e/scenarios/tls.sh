@@ -265,5 +265,7 @@ info "kernel TLS vs plaintext, same boot, one pass each: $(awk -v a="$ktls_s" -v
 	'BEGIN { printf "%.2f", b / a }')x the plaintext throughput (TCG: AES-GCM emulated; not asserted)"
 check "plaintext: client stops and detaches" client_stop
 
+check "no sanitizer report in the server or client logs" \
+	sh -c "! grep -l 'Sanitizer\|runtime error' '$server_log' '$E2E_RESULTS/server-plain.log' '$client_log'"
 check "no kernel oops/BUG/WARNING" no_kernel_trouble
 e2e_finish
