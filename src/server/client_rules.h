@@ -4,7 +4,8 @@
  * common/tls.h), compared exactly; RULE is an export rule as --allow takes
  * it (export_filter.h). With no rules every client may import every
  * exported device; with at least one, a client may import (and sees in its
- * device list) only devices matching a rule given for its identity, and a
+ * device list and notify events) only devices matching a rule given for its
+ * identity, and a
  * client without an identity (plaintext under --tls-optional) none. They
  * narrow the export filter, never widen it. Filled before the server
  * starts, read only afterwards: no lock. */

@@ -55,6 +55,7 @@ struct subscriber {
 	char peer[64];
 	struct cidr_addr addr;
 	bool have_addr;
+	char identity[TLS_IDENTITY_SIZE]; /* TLS peer, "" without TLS; set once */
 	bool authed;           /* counted in hub->cfg.auth; thread only */
 
 	/* Guarded by hub->lock (the observer appends, the thread sends). */
@@ -116,6 +117,7 @@ struct tls_gate {
 	struct cidr_addr addr;
 	bool have_addr;
 	char peer[64];
+	char identity[TLS_IDENTITY_SIZE]; /* the TLS peer's, once known */
 	pthread_t thread;
 };
 
@@ -303,6 +305,8 @@ static void on_change(void *ctx, enum export_change change, const struct export_
 	bool plugged = change == EXPORT_CHANGE_PLUGGED;
 	pthread_mutex_lock(&hub->lock);
 	for (struct subscriber *s = hub->subs; s; s = s->next) {
+		if (!client_rules_allow(hub->cfg.client_rules, s->identity, &v->info))
+			continue;
 		if (s->state == SUB_V2 && n2 > 0) {
 			if (logged)
 				enqueue_event(s, v2, (size_t)n2, plugged, v->info.busid);
@@ -354,6 +358,8 @@ static void on_snapshot(void *ctx, const struct export_view *views, size_t count
 	}
 	for (size_t i = 0; i < count; i++) {
 		int n;
+		if (!client_rules_allow(hub->cfg.client_rules, s->identity, &views[i].info))
+			continue;
 		if (c->mode == SUB_V2) {
 			n = notify_encode_view(NOTIFY_V2_DEVICE, &views[i], line, sizeof(line));
 		} else {
@@ -670,7 +676,7 @@ static void reap(struct notify_hub *hub, bool all)
 /* A connection ready to speak notify (plaintext, or a TLS relay's plain
  * end): a subscriber waiting for its hello. Takes fd. */
 static void add_subscriber(struct notify_hub *hub, int fd, const struct cidr_addr *addr,
-			   bool have_addr, const char *peer)
+			   bool have_addr, const char *peer, const char *identity)
 {
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	struct subscriber *s = calloc(1, sizeof(*s));
@@ -681,6 +687,7 @@ static void add_subscriber(struct notify_hub *hub, int fd, const struct cidr_add
 	s->hub = hub;
 	s->fd = fd;
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	snprintf(s->identity, sizeof(s->identity), "%s", identity);
 	s->addr = *addr;
 	s->have_addr = have_addr;
 	if (hub->cfg.sndbuf > 0)
@@ -728,7 +735,8 @@ static void *gate_main(void *arg)
 			tls_conn_free(c);
 			c = NULL;
 		} else {
-			log_debug("notify: %s: TLS up (identity \"%s\")", g->peer, tls_conn_peer(c));
+			snprintf(g->identity, sizeof(g->identity), "%s", tls_conn_peer(c));
+			log_debug("notify: %s: TLS up (identity \"%s\")", g->peer, g->identity);
 		}
 	}
 	setsockopt(g->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
@@ -812,7 +820,7 @@ static void adopt_incoming(struct notify_hub *hub, bool stopping)
 		if (stopping)
 			close(g->fd);
 		else
-			add_subscriber(hub, g->fd, &g->addr, g->have_addr, g->peer);
+			add_subscriber(hub, g->fd, &g->addr, g->have_addr, g->peer, g->identity);
 		free(g);
 		g = next;
 	}
@@ -851,7 +859,7 @@ static void accept_one(struct notify_hub *hub, int lfd)
 	if (hub->cfg.tls)
 		start_gate(hub, fd, &addr, have_addr, peer);
 	else
-		add_subscriber(hub, fd, &addr, have_addr, peer);
+		add_subscriber(hub, fd, &addr, have_addr, peer, "");
 }
 
 static void *hub_main(void *arg)

@@ -26,6 +26,7 @@
 #include "common/tls.h"
 #include "proto/notify_v2.h"
 #include "server/auth_hosts.h"
+#include "server/client_rules.h"
 #include "server/export_table.h"
 
 #define NOTIFY_DEFAULT_PORT "65432"
@@ -63,6 +64,10 @@ struct notify_config {
 	 * refused with a log line unless tls_optional. */
 	struct tls_ctx *tls;
 	bool tls_optional;
+	/* Per-client device rules by TLS identity (client_rules.h): a
+	 * subscriber hears only of the devices its identity may import. NULL
+	 * or empty: every subscriber of every device. Not owned. */
+	const struct client_rules *client_rules;
 };
 
 /* Defaults: disabled (the daemon turns it on; tests pick their port). */

@@ -147,6 +147,7 @@ struct server *server_new(struct backend *b, const struct server_config *cfg)
 	srv->cfg.notify.auth = srv->import_auth ? srv->auth : NULL;
 	srv->cfg.notify.tls = cfg->tls; /* both ports */
 	srv->cfg.notify.tls_optional = cfg->tls_optional;
+	srv->cfg.notify.client_rules = cfg->client_rules;
 	srv->wake[0] = srv->wake[1] = -1;
 	export_table_init(&srv->exports, cfg->filter, cfg->filter_ctx);
 	pthread_mutex_init(&srv->lock, NULL);

@@ -233,15 +233,27 @@ class Tls(unittest.TestCase):
         self.assertEqual(self.devlist("bench1"), ["1-1"])
 
     # ---- the notify port ----------------------------------------------------
-    def test_notify_through_tls(self):
-        with self.connect("bench1", port=self.srv.notify_port) as s:
-            s.sendall(b"Client hello")
+    def notify_snapshot(self, cert):
+        """The busids of a v2 subscriber's snapshot, through TLS (read up to
+        snapshot-end, whose count must match)."""
+        with self.connect(cert, port=self.srv.notify_port) as s:
+            s.sendall(b"hello version=2\n")
             got = b""
-            while got.count(b"\n") < 2:
-                chunk = s.recv(256)
+            while b"snapshot-end" not in got:
+                chunk = s.recv(4096)
                 self.assertTrue(chunk, "closed early: %r" % got)
                 got += chunk
-            self.assertEqual(sorted(got.split(b"\n")[:2]), [b"1-1;PLUGGED;", b"1-2;PLUGGED;"])
+            lines = got.decode().split("\n")
+            busids = [re.search(r"busid=(\S+)", l).group(1) for l in lines
+                      if l.startswith("device ")]
+            end = [l for l in lines if l.startswith("snapshot-end")][0]
+            self.assertEqual(end, "snapshot-end count=%d" % len(busids))
+            return busids
+
+    def test_notify_through_tls_with_client_rules(self):
+        # Each client hears only of the devices its rules let it import.
+        self.assertEqual(self.notify_snapshot("bench1"), ["1-1"])
+        self.assertEqual(self.notify_snapshot("bench2"), ["1-2"])
 
     def test_notify_plaintext_refused(self):
         with socket.create_connection(("127.0.0.1", self.srv.notify_port), timeout=10) as s:
