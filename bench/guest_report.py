@@ -13,6 +13,8 @@ import sys
 from collections import defaultdict
 
 MODES = [("O", "ours"), ("K", "kernel"), ("D", "direct")]
+# Mass storage only: ours with TLS on both ends (kernel TLS in the guest).
+TLS_MODE = ("T", "ours+TLS")
 
 # metric, label, better ("hi", "lo" or "" when neither)
 ROWS = [
@@ -140,15 +142,33 @@ def main():
               f"| {ratio(means['O'], means['K'])} | {round_ratios(data[metric], 'O', 'K')} "
               f"| {ratio(means['O'], means['D'])} |")
 
+    tls_metrics = [m for m, _, _ in ROWS if "T" in data.get(m, {})] + \
+        [m for m in extra if "T" in data[m]]
+    if tls_metrics:
+        print()
+        print("## TLS (ours with TLS 1.3 on both ends vs ours in plaintext, same rounds)")
+        print()
+        print("| figure | | ours | ours+TLS | TLS/plaintext | per round |")
+        print("|---|---|---|---|---|---|")
+        labels = {m: (label, better) for m, label, better in ROWS}
+        for metric in tls_metrics:
+            label, better = labels.get(metric, (metric, ""))
+            med = {m: (statistics.median(list(data[metric][m].values()))
+                       if data[metric].get(m) else None) for m in ("O", "T")}
+            arrow = {"hi": "↑", "lo": "↓"}.get(better, "")
+            print(f"| {label} | {arrow} | {fmt(med['O'])} | {fmt(med['T'])} "
+                  f"| {ratio(med['T'], med['O'])} | {round_ratios(data[metric], 'T', 'O')} |")
+
     print()
     print("## Per round")
     print()
     rs = sorted(rounds)
-    head = " | ".join(f"{name} r{r}" for _, name in MODES for r in rs)
+    modes = MODES + ([TLS_MODE] if tls_metrics else [])
+    head = " | ".join(f"{name} r{r}" for _, name in modes for r in rs)
     print(f"| figure | {head} |")
-    print("|---|" + "---|" * (len(MODES) * len(rs)))
+    print("|---|" + "---|" * (len(modes) * len(rs)))
     for metric in [m for m, _, _ in ROWS if m in data] + extra:
-        cells = " | ".join(fmt(data[metric].get(m, {}).get(r)) for m, _ in MODES for r in rs)
+        cells = " | ".join(fmt(data[metric].get(m, {}).get(r)) for m, _ in modes for r in rs)
         print(f"| {metric} | {cells} |")
     return 0
 

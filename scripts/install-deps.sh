@@ -9,6 +9,8 @@ pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
       libavahi-client-dev
       # dns_sd.h over Avahi: the Bonjour implementation is built and tested here too
       libavahi-compat-libdnssd-dev
+      # TLS (src/common/tls*.c); the openssl command makes the tests' certificates
+      libssl-dev openssl
       # the DNS-SD test runs its own avahi-daemon and dbus-daemon in a
       # private network namespace (tests/integration/test_dnssd.py)
       avahi-daemon avahi-utils dbus iproute2 util-linux

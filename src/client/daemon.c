@@ -17,6 +17,7 @@
 
 #include "client/client_net.h"
 #include "client/import.h"
+#include "client/tls_handoff.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "proto/busid.h"
@@ -386,10 +387,19 @@ static int finish_attach(struct server_ctx *s, struct pending_attach *p, int err
 	const char *busid = p->busid;
 	const struct notify_v2_device *expect = p->has_expect ? &p->expect : NULL;
 	bool ids_known = p->ids_known;
+	int vhci_fd = -1;
+	char tls_peer[TLS_IDENTITY_SIZE] = "";
+	if (err == 0 && res->tls)
+		snprintf(tls_peer, sizeof(tls_peer), "%s", tls_conn_peer(res->tls));
 
 	if (err == -EBUSY) {
 		log_info("%s: %s is busy (imported by another client); will retry when it is free",
 			 s->spec->host, busid);
+		return err;
+	}
+	if (err == -EPROTO && p->op.tls_err[0]) {
+		log_warn("%s: import of %s failed: %s", s->spec->host, busid, p->op.tls_err);
+		set_error(s, "import of %s failed: %s", busid, p->op.tls_err);
 		return err;
 	}
 	if (err) {
@@ -436,7 +446,17 @@ static int finish_attach(struct server_ctx *s, struct pending_attach *p, int err
 		goto out_close;
 	}
 	int port = -1;
-	err = vhci_attach(&d->vhci, res->fd, res->devid, res->dev.speed, &port);
+	char mode[TLS_MODE_SIZE];
+	err = tls_handoff(res, &vhci_fd, mode);
+	if (err) {
+		pthread_mutex_unlock(&d->lock);
+		log_error("%s: cannot hand %s over to the kernel through TLS: %s", s->spec->host,
+			  busid, strerror(-err));
+		set_error(s, "TLS hand-off of %s failed: %s", busid, strerror(-err));
+		result = err;
+		goto out_close;
+	}
+	err = vhci_attach(&d->vhci, vhci_fd, res->devid, res->dev.speed, &port);
 	int64_t vhci_ns = import_now_ns();
 	if (err) {
 		pthread_mutex_unlock(&d->lock);
@@ -449,6 +469,7 @@ static int finish_attach(struct server_ctx *s, struct pending_attach *p, int err
 	memset(&s->att_extra[s->natt], 0, sizeof(s->att_extra[0]));
 	s->att_extra[s->natt].speed = res->dev.speed;
 	s->att_extra[s->natt].since = (int64_t)time(NULL);
+	snprintf(s->att_extra[s->natt].transport, sizeof(s->att_extra[0].transport), "%s", mode);
 	struct attachment *a = &s->att[s->natt++];
 	memset(a, 0, sizeof(*a));
 	snprintf(a->busid, sizeof(a->busid), "%s", busid);
@@ -460,9 +481,10 @@ static int finish_attach(struct server_ctx *s, struct pending_attach *p, int err
 			 strerror(-err));
 	state_write_locked(d);
 	pthread_mutex_unlock(&d->lock);
-	log_info("attached %s from %s (%04x:%04x, %s speed) on vhci port %d", busid,
+	log_info("attached %s from %s (%04x:%04x, %s speed) on vhci port %d, %s%s%s%s", busid,
 		 s->spec->host, res->dev.idVendor, res->dev.idProduct,
-		 notify_v2_speed_name(res->dev.speed), port);
+		 notify_v2_speed_name(res->dev.speed), port, mode, d->cfg.tls ? " (server \"" : "",
+		 d->cfg.tls ? tls_peer : "", d->cfg.tls ? "\")" : "");
 	/* From the notify line (or snapshot end) to the attach write. */
 	log_info("attach %s timing: connect=%.3f import=%.3f vhci=%.3f total=%.3f", busid,
 		 (double)(res->connected_ns - p->t0_ns) / 1e6,
@@ -470,8 +492,14 @@ static int finish_attach(struct server_ctx *s, struct pending_attach *p, int err
 		 (double)(vhci_ns - res->replied_ns) / 1e6, (double)(vhci_ns - p->t0_ns) / 1e6);
 	result = 0;
 out_close:
-	/* After attach the kernel holds its own reference; ours goes either way. */
-	close(res->fd);
+	/* After attach the kernel holds its own reference; ours goes either way
+	 * (a relay's thread keeps the connection and ends when vhci's end does). */
+	if (vhci_fd >= 0 && vhci_fd != res->fd)
+		close(vhci_fd);
+	if (res->fd >= 0)
+		close(res->fd);
+	tls_conn_free(res->tls);
+	res->tls = NULL;
 	return result;
 }
 
@@ -483,8 +511,9 @@ static int attach_by_name(struct server_ctx *s, struct pending_attach *p)
 	struct daemon *d = s->d;
 	struct import_result res;
 	int op_status;
-	int err = import_device(s->spec->host, s->spec->usbip_port, p->busid,
-				d->cfg.import_timeout_ms, s->wake[0], &res, &op_status);
+	int err = import_device_tls(s->spec->host, s->spec->usbip_port, p->busid,
+				    d->cfg.import_timeout_ms, s->wake[0], d->cfg.tls, &res,
+				    &op_status, p->op.tls_err);
 	return finish_attach(s, p, err, op_status, &res);
 }
 
@@ -530,8 +559,9 @@ static void flush_attaches(struct server_ctx *s)
 	for (size_t i = 0; i < n; i++) {
 		struct pending_attach *p = &pend[i];
 		if (s->import_addrlen == 0 ||
-		    (!import_begin(&p->op, (const struct sockaddr *)&s->import_addr,
-				   s->import_addrlen, p->busid, d->cfg.import_timeout_ms) &&
+		    (!import_begin_tls(&p->op, (const struct sockaddr *)&s->import_addr,
+				       s->import_addrlen, p->busid, d->cfg.import_timeout_ms,
+				       d->cfg.tls, s->spec->host) &&
 		     p->op.connect_failed)) {
 			p->op.stage = IMPORT_DONE;
 			p->by_name = true;
@@ -1045,6 +1075,21 @@ static void remember_import_addr(struct server_ctx *s)
 		s->import_addrlen = 0;
 }
 
+/* The notify channel through TLS: s->fd becomes a relay's plain end. */
+static int notify_tls(struct server_ctx *s)
+{
+	char err[TLS_ERR_SIZE] = "";
+	int fd = tls_client_stream(s->d->cfg.tls, s->fd, s->spec->host,
+				   s->d->cfg.connect_timeout_ms, err);
+	if (fd < 0) {
+		log_warn("%s:%s: notify channel: %s", s->spec->host, s->spec->notify_port, err);
+		set_error(s, "notify channel: %s", err);
+		return fd;
+	}
+	s->fd = fd;
+	return 0;
+}
+
 static void *server_thread(void *arg)
 {
 	struct server_ctx *s = arg;
@@ -1066,9 +1111,14 @@ static void *server_thread(void *arg)
 		} else {
 			log_info("%s:%s: connected", s->spec->host, s->spec->notify_port);
 			remember_import_addr(s);
-			run_connection(s);
-			close(s->fd);
-			s->fd = -1;
+			if (d->cfg.tls && notify_tls(s) < 0) {
+				close(s->fd);
+				s->fd = -1;
+			} else {
+				run_connection(s);
+				close(s->fd);
+				s->fd = -1;
+			}
 			if (daemon_sessions(d, s->index) != before)
 				attempt = 0; /* it worked for a while: start the backoff over */
 		}

@@ -64,6 +64,9 @@ struct daemon_config {
 	int connect_timeout_ms;
 	int import_timeout_ms;
 	int hello_timeout_ms;          /* wait for welcome (v2) */
+	/* TLS to the servers (common/tls.h); NULL: plaintext. Not owned, must
+	 * outlive the daemon. */
+	struct tls_ctx *tls;
 };
 
 void daemon_config_defaults(struct daemon_config *cfg);
@@ -106,6 +109,7 @@ unsigned daemon_sessions(struct daemon *d, size_t server);
 struct daemon_attachment_extra {
 	uint32_t speed; /* enum usbip_speed; 0 when not known (adopted from a record) */
 	int64_t since;  /* wall-clock seconds of the attach; 0 when not known */
+	char transport[24]; /* "kernel TLS", "userspace relay", "plaintext"; "" unknown */
 };
 /* daemon_attachments() with each one's extra, index for index. */
 size_t daemon_attachments_extra(struct daemon *d, size_t server, struct attachment *out,

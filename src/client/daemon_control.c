@@ -11,6 +11,12 @@
 #include "proto/busid.h"
 #include "proto/notify_v2.h"
 
+/* The text status names the TLS mode; plaintext lines stay as they were. */
+static bool tls_shown(const struct daemon_attachment_extra *ex)
+{
+	return ex->transport[0] && strcmp(ex->transport, "plaintext") != 0;
+}
+
 static void iso_time(int64_t t, char *buf, size_t n)
 {
 	time_t tt = (time_t)t;
@@ -74,6 +80,8 @@ static void status_json(struct daemon *d, struct strbuf *out)
 			json_str(&w, ex[k].speed ? notify_v2_speed_name(ex[k].speed) : NULL);
 			json_key(&w, "since");
 			json_time(&w, ex[k].since);
+			json_key(&w, "transport");
+			json_str(&w, ex[k].transport[0] ? ex[k].transport : NULL);
 			json_obj_end(&w);
 		}
 		json_arr_end(&w);
@@ -112,10 +120,11 @@ static void status_text(struct daemon *d, struct strbuf *out)
 			char at[32];
 			iso_time(ex[k].since, at, sizeof(at));
 			/* "from HOST:PORT/BUSID", as the offline status and `usbip port` say. */
-			sb_printf(out, "  %s on vhci port %d, %s speed, since %s, from %s:%s/%s\n",
+			sb_printf(out, "  %s on vhci port %d, %s speed, since %s, from %s:%s/%s%s%s\n",
 				  att[k].busid, att[k].port,
 				  ex[k].speed ? notify_v2_speed_name(ex[k].speed) : "unknown", at,
-				  st.host, st.usbip_port, att[k].busid);
+				  st.host, st.usbip_port, att[k].busid, tls_shown(&ex[k]) ? ", " : "",
+				  tls_shown(&ex[k]) ? ex[k].transport : "");
 		}
 		if (n == 0)
 			sb_printf(out, "  nothing attached\n");

@@ -61,6 +61,10 @@ int64_t import_now_ns(void)
 
 static bool finish(struct import_op *op, int err)
 {
+	if (err) {
+		tls_conn_free(op->tls_conn);
+		op->tls_conn = NULL;
+	}
 	if (op->fd >= 0) {
 		if (err == 0) {
 			/* Blocking again, as vhci's callers expect a plain socket. */
@@ -75,15 +79,43 @@ static bool finish(struct import_op *op, int err)
 	}
 	op->err = err;
 	op->stage = IMPORT_DONE;
-	if (err == 0)
+	if (err == 0) {
 		op->res.fd = op->fd;
+		op->res.tls = op->tls_conn;
+		op->tls_conn = NULL;
+	}
 	return true;
 }
 
 bool import_begin(struct import_op *op, const struct sockaddr *addr, socklen_t addrlen,
 		  const char *busid, int timeout_ms)
 {
+	return import_begin_tls(op, addr, addrlen, busid, timeout_ms, NULL, NULL);
+}
+
+/* TCP is up: on to TLS or straight to the request. */
+static bool connected(struct import_op *op)
+{
+	op->connect_failed = false;
+	op->res.connected_ns = import_now_ns();
+	net_tune_stream(op->fd);
+	if (!op->tls_ctx) {
+		op->stage = IMPORT_SENDING;
+		return true;
+	}
+	op->stage = IMPORT_TLS;
+	op->tls_events = POLLOUT;
+	op->tls_conn = tls_conn_new(op->tls_ctx, op->fd, op->server_name, op->tls_err);
+	return op->tls_conn != NULL || !finish(op, -ENOMEM);
+}
+
+bool import_begin_tls(struct import_op *op, const struct sockaddr *addr, socklen_t addrlen,
+		      const char *busid, int timeout_ms, struct tls_ctx *tls,
+		      const char *server_name)
+{
 	memset(op, 0, sizeof(*op));
+	op->tls_ctx = tls;
+	op->server_name = server_name;
 	op->fd = -1;
 	op->op_status = -1;
 	op->res.fd = -1;
@@ -98,25 +130,21 @@ bool import_begin(struct import_op *op, const struct sockaddr *addr, socklen_t a
 	op->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (op->fd < 0)
 		return !finish(op, -errno);
-	if (connect(op->fd, addr, addrlen) == 0) {
-		op->stage = IMPORT_SENDING;
-	} else if (errno != EINPROGRESS) {
+	if (connect(op->fd, addr, addrlen) == 0)
+		return connected(op);
+	if (errno != EINPROGRESS)
 		return !finish(op, -errno);
-	}
-	if (op->stage == IMPORT_SENDING) {
-		op->connect_failed = false;
-		op->res.connected_ns = import_now_ns();
-		net_tune_stream(op->fd);
-	}
 	return true;
 }
 
 short import_events(const struct import_op *op)
 {
 	switch (op->stage) {
+	case IMPORT_TLS:
+		return op->tls_events;
 	case IMPORT_CONNECTING:
 	case IMPORT_SENDING:
-		return POLLOUT;
+		return op->tls_conn ? op->tls_events : POLLOUT;
 	case IMPORT_READING:
 		return POLLIN;
 	case IMPORT_DONE:
@@ -181,12 +209,49 @@ bool import_advance(struct import_op *op, short revents)
 			soerr = errno;
 		if (soerr)
 			return finish(op, -soerr);
-		op->stage = IMPORT_SENDING;
-		op->connect_failed = false;
-		op->res.connected_ns = import_now_ns();
-		net_tune_stream(op->fd);
+		if (!connected(op))
+			return true;
+		revents = POLLOUT;
 	}
-	if (op->stage == IMPORT_SENDING) {
+	if (op->stage == IMPORT_TLS && revents) {
+		int rc = tls_conn_step(op->tls_conn, op->tls_err);
+		if (rc < 0)
+			return finish(op, -EPROTO);
+		if (rc > 0) {
+			op->tls_events = (short)rc;
+		} else {
+			op->stage = IMPORT_SENDING;
+			op->tls_events = POLLOUT;
+		}
+	}
+	if (op->stage == IMPORT_SENDING && op->tls_conn) {
+		/* One record; on EAGAIN the same call again (OpenSSL's rule). */
+		int rc = tls_conn_write(op->tls_conn, op->req, sizeof(op->req));
+		if (rc == 0) {
+			op->req_off = sizeof(op->req);
+			op->stage = IMPORT_READING;
+			op->rep_want = USBIP_OP_COMMON_SIZE;
+			revents = POLLIN;
+		} else if (rc != -EAGAIN) {
+			return finish(op, rc);
+		}
+	}
+	if (op->stage == IMPORT_READING && op->tls_conn && revents) {
+		for (;;) {
+			/* Exactly what the reply has left: nothing of what follows
+			 * may stay inside OpenSSL when the kernel takes over. */
+			ssize_t r = tls_conn_read(op->tls_conn, op->rep + op->rep_got,
+						  op->rep_want - op->rep_got);
+			if (r == -EAGAIN)
+				break;
+			if (r <= 0)
+				return finish(op, r < 0 ? (int)r : -EPIPE);
+			op->rep_got += (size_t)r;
+			if (check_reply(op) == 0)
+				return true;
+		}
+	}
+	if (op->stage == IMPORT_SENDING && !op->tls_conn) {
 		while (op->req_off < sizeof(op->req)) {
 			ssize_t w = send(op->fd, op->req + op->req_off, sizeof(op->req) - op->req_off,
 					 net_os_send_flags());
@@ -204,7 +269,7 @@ bool import_advance(struct import_op *op, short revents)
 			revents = POLLIN; /* the reply may be there already */
 		}
 	}
-	if (op->stage == IMPORT_READING && revents) {
+	if (op->stage == IMPORT_READING && !op->tls_conn && revents) {
 		for (;;) {
 			ssize_t r = recv(op->fd, op->rep + op->rep_got, op->rep_want - op->rep_got, 0);
 			if (r < 0 && errno == EINTR)
@@ -231,11 +296,11 @@ void import_abort(struct import_op *op)
 
 /* One address, blocking: the op driven by its own poll. */
 static int import_one(const struct addrinfo *ai, const char *busid, int64_t deadline,
-		      int cancel_fd, struct import_op *op)
+		      int cancel_fd, struct tls_ctx *tls, const char *host, struct import_op *op)
 {
 	int64_t now = net_now_ms();
-	if (!import_begin(op, ai->ai_addr, ai->ai_addrlen, busid,
-			  (int)(deadline > now ? deadline - now : 0)))
+	if (!import_begin_tls(op, ai->ai_addr, ai->ai_addrlen, busid,
+			      (int)(deadline > now ? deadline - now : 0), tls, host))
 		return op->err;
 	while (op->stage != IMPORT_DONE) {
 		struct pollfd pfd[2] = { { .fd = op->fd, .events = import_events(op) },
@@ -258,6 +323,14 @@ static int import_one(const struct addrinfo *ai, const char *busid, int64_t dead
 int import_device(const char *host, const char *port, const char *busid, int timeout_ms,
 		  int cancel_fd, struct import_result *out, int *op_status)
 {
+	return import_device_tls(host, port, busid, timeout_ms, cancel_fd, NULL, out, op_status,
+				 NULL);
+}
+
+int import_device_tls(const char *host, const char *port, const char *busid, int timeout_ms,
+		      int cancel_fd, struct tls_ctx *tls, struct import_result *out,
+		      int *op_status, char *tls_err)
+{
 	if (op_status)
 		*op_status = -1;
 	if (!busid_valid(busid))
@@ -270,7 +343,7 @@ int import_device(const char *host, const char *port, const char *busid, int tim
 	struct import_op op = { .fd = -1, .stage = IMPORT_CONNECTING, .op_status = -1 };
 	int err = -EADDRNOTAVAIL;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		err = import_one(ai, busid, deadline, cancel_fd, &op);
+		err = import_one(ai, busid, deadline, cancel_fd, tls, host, &op);
 		/* Only a failed connect is worth the next address. */
 		if (err == 0 || !op.connect_failed || err == -ECANCELED || err == -ETIMEDOUT)
 			break;
@@ -278,6 +351,8 @@ int import_device(const char *host, const char *port, const char *busid, int tim
 	freeaddrinfo(res);
 	if (op_status && op.stage == IMPORT_DONE)
 		*op_status = op.op_status;
+	if (tls_err)
+		memcpy(tls_err, op.tls_err, sizeof(op.tls_err));
 	if (err == 0)
 		*out = op.res;
 	return err;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/tls.h"
 #include "proto/usbip_codec.h"
 
 #define IMPORT_DEFAULT_TIMEOUT_MS 5000
@@ -20,6 +21,8 @@ struct import_result {
 	uint32_t devid;                  /* busnum << 16 | devnum */
 	int64_t connected_ns;            /* CLOCK_MONOTONIC: TCP connected */
 	int64_t replied_ns;              /* CLOCK_MONOTONIC: whole reply read */
+	/* With TLS: the connection, the caller's (tls_handoff), else NULL. */
+	struct tls_conn *tls;
 };
 
 /* CLOCK_MONOTONIC in nanoseconds, the clock of the *_ns fields. */
@@ -36,6 +39,7 @@ int64_t import_now_ns(void);
  * an unfinished op. The struct is the caller's; nothing is allocated. */
 enum import_stage {
 	IMPORT_CONNECTING,
+	IMPORT_TLS,      /* the TLS handshake (import_begin_tls) */
 	IMPORT_SENDING,
 	IMPORT_READING,
 	IMPORT_DONE,
@@ -55,11 +59,22 @@ struct import_op {
 	int op_status;                   /* the server's status, -1 if none */
 	bool connect_failed;
 	struct import_result res;
+	struct tls_ctx *tls_ctx;         /* NULL: plaintext */
+	struct tls_conn *tls_conn;       /* during the op; then res.tls */
+	const char *server_name;         /* the name the certificate must bear */
+	short tls_events;                /* what the TLS layer waits for */
+	char tls_err[TLS_ERR_SIZE];      /* why TLS failed (err is -EPROTO then) */
 };
 
 /* Returns false when the op is already done (op->err says why). */
 bool import_begin(struct import_op *op, const struct sockaddr *addr, socklen_t addrlen,
 		  const char *busid, int timeout_ms);
+/* The same through TLS (tls NULL: plaintext): the handshake, then the
+ * request and reply as TLS records; res.tls is the connection after. The
+ * server's certificate must name server_name (not copied; NULL: any). */
+bool import_begin_tls(struct import_op *op, const struct sockaddr *addr, socklen_t addrlen,
+		      const char *busid, int timeout_ms, struct tls_ctx *tls,
+		      const char *server_name);
 short import_events(const struct import_op *op);
 /* Milliseconds until the op's deadline from now_ms (net_now_ms), >= 0. */
 int import_wait_ms(const struct import_op *op, int64_t now_ms);
@@ -79,6 +94,11 @@ void import_abort(struct import_op *op);
  * *op_status (may be NULL) gets the server's status, or -1 if none came. */
 int import_device(const char *host, const char *port, const char *busid, int timeout_ms,
 		  int cancel_fd, struct import_result *out, int *op_status);
+/* The same through TLS (tls NULL: plaintext); the certificate must name
+ * host. A failed handshake is -EPROTO with the reason in tls_err. */
+int import_device_tls(const char *host, const char *port, const char *busid, int timeout_ms,
+		      int cancel_fd, struct tls_ctx *tls, struct import_result *out,
+		      int *op_status, char *tls_err);
 
 /* Words for an op status: "busy (imported by another client)", ... */
 const char *import_status_str(uint32_t status);

@@ -17,6 +17,7 @@
 #include "common/dnssd.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "common/tls.h"
 #include "proto/busid.h"
 
 enum {
@@ -36,6 +37,10 @@ enum {
 	OPT_DISCOVER_NAME,
 	OPT_DISCOVER_DOMAIN,
 	OPT_SYSLOG,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
+	OPT_TLS_PSK_FILE,
 };
 
 #define CLIENT_DEFAULT_CONFIG "/etc/usbip-notify/client.conf"
@@ -61,6 +66,10 @@ static const struct option longopts[] = {
 	{ "discover", no_argument, NULL, OPT_DISCOVER },
 	{ "discover-name", required_argument, NULL, OPT_DISCOVER_NAME },
 	{ "discover-domain", required_argument, NULL, OPT_DISCOVER_DOMAIN },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-psk-file", required_argument, NULL, OPT_TLS_PSK_FILE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "syslog", no_argument, NULL, OPT_SYSLOG },
@@ -97,6 +106,10 @@ static void usage(FILE *out)
 		"  --sysfs-root DIR        (%s)\n"
 		"  --run-dir DIR           port records (%s)\n"
 		"  --control PATH          control socket (%s; \"none\": none)\n"
+		"  --tls-cert FILE         TLS to the USB/IP port: this client's certificate,\n"
+		"  --tls-key FILE          its key, and the CA that signed the servers'\n"
+		"  --tls-ca FILE           (each server's must name the host it is reached by)\n"
+		"  --tls-psk-file FILE     or a shared key: one line IDENTITY:HEXKEY\n"
 		"  --json                  status: print JSON\n"
 		"  --log-level LEVEL       error, warn, info, debug\n"
 		"  --syslog                log to syslog (facility daemon) instead of stderr\n"
@@ -129,6 +142,7 @@ static int read_token(const char *path, char *out, size_t size)
 
 struct client_options {
 	struct daemon_config cfg;
+	struct tls_options tls;
 	struct discover_config discover;
 	const char *control_path; /* "" = none */
 	bool json;
@@ -204,6 +218,18 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 			return 2;
 		}
 		o->control_path = strcmp(arg, "none") == 0 ? "" : arg;
+		return 0;
+	case OPT_TLS_CERT:
+		o->tls.cert = arg;
+		return 0;
+	case OPT_TLS_KEY:
+		o->tls.key = arg;
+		return 0;
+	case OPT_TLS_CA:
+		o->tls.ca = arg;
+		return 0;
+	case OPT_TLS_PSK_FILE:
+		o->tls.psk_file = arg;
 		return 0;
 	case OPT_JSON:
 		o->json = true;
@@ -321,15 +347,34 @@ static int run_daemon(struct client_options *o)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	const char *why = tls_options_check(&o->tls);
+	if (why) {
+		fprintf(stderr, "usbip-notify-client: %s\n", why);
+		return 2;
+	}
+	struct tls_ctx *tls = NULL;
+	if (tls_options_enabled(&o->tls)) {
+		char terr[TLS_ERR_SIZE];
+		tls = tls_ctx_new(&o->tls, false, terr);
+		if (!tls) {
+			log_error("TLS: %s", terr);
+			return 1;
+		}
+		cfg->tls = tls;
+		log_info("TLS 1.3 to the servers' USB/IP ports (%s)",
+			 o->tls.psk_file ? "pre-shared key" : "certificates");
+	}
 	struct daemon *d = daemon_new(cfg);
 	if (!d) {
 		fprintf(stderr, "cannot set up the daemon\n");
+		tls_ctx_free(tls);
 		return 1;
 	}
 	int err = daemon_start(d);
 	if (err) {
 		log_error("cannot start: %s", strerror(-err));
 		daemon_free(d);
+		tls_ctx_free(tls);
 		return 1;
 	}
 	struct control_server *control = NULL;
@@ -353,6 +398,7 @@ static int run_daemon(struct client_options *o)
 			control_server_stop(control);
 			daemon_stop(d);
 			daemon_free(d);
+			tls_ctx_free(tls);
 			return 1;
 		}
 	}
@@ -364,6 +410,7 @@ static int run_daemon(struct client_options *o)
 	control_server_stop(control);
 	daemon_stop(d);
 	daemon_free(d);
+	tls_ctx_free(tls);
 	return 0;
 }
 

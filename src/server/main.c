@@ -247,7 +247,22 @@ static int run_server(struct server_options *o)
 		cctx.metrics = metrics_new();
 		o->server.metrics = cctx.metrics;
 	}
-	struct server *srv = server_new(b, &o->server);
+	struct tls_ctx *tls = NULL;
+	struct server *srv = NULL;
+	if (tls_options_enabled(&o->tls)) {
+		char err[TLS_ERR_SIZE];
+		tls = tls_ctx_new(&o->tls, true, err);
+		if (!tls) {
+			log_error("TLS: %s", err);
+			goto out_server;
+		}
+		o->server.tls = tls;
+		log_info("TLS 1.3 on port %s (%s)%s", o->server.port,
+			 o->tls.psk_file ? "pre-shared key" : "client certificates required",
+			 o->tls.optional ? "; plaintext clients accepted too (--tls-optional)"
+					 : "; plaintext clients refused");
+	}
+	srv = server_new(b, &o->server);
 	if (!srv || server_start(srv) < 0)
 		goto out_server;
 	cctx.srv = srv;
@@ -302,6 +317,7 @@ out_metrics:
 	metrics_http_stop(http);
 out_server:
 	server_free(srv); /* its sessions counted into the metrics: free them after */
+	tls_ctx_free(tls);
 	metrics_free(cctx.metrics);
 	b->ops->destroy(b);
 	return status;

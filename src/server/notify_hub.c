@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ struct subscriber {
 	char peer[64];
 	struct cidr_addr addr;
 	bool have_addr;
+	char identity[TLS_IDENTITY_SIZE]; /* TLS peer, "" without TLS; set once */
 	bool authed;           /* counted in hub->cfg.auth; thread only */
 
 	/* Guarded by hub->lock (the observer appends, the thread sends). */
@@ -98,6 +100,25 @@ struct notify_hub {
 
 	struct pollfd *pfd;          /* thread only */
 	struct subscriber **pfd_sub;
+
+	/* TLS: connections in their handshake (one gate thread each) and
+	 * those through it, for the hub thread to adopt. Under lock. */
+	struct tls_gate *gates;
+	unsigned n_gates;
+	pthread_cond_t gates_cond;   /* n_gates went down */
+	struct tls_gate *incoming;
+};
+
+/* A connection on its way in through TLS. */
+struct tls_gate {
+	struct tls_gate *next;
+	struct notify_hub *hub;
+	int fd;                      /* the TCP connection, then the relay's plain end */
+	struct cidr_addr addr;
+	bool have_addr;
+	char peer[64];
+	char identity[TLS_IDENTITY_SIZE]; /* the TLS peer's, once known */
+	pthread_t thread;
 };
 
 void notify_config_defaults(struct notify_config *cfg)
@@ -284,6 +305,8 @@ static void on_change(void *ctx, enum export_change change, const struct export_
 	bool plugged = change == EXPORT_CHANGE_PLUGGED;
 	pthread_mutex_lock(&hub->lock);
 	for (struct subscriber *s = hub->subs; s; s = s->next) {
+		if (!client_rules_allow(hub->cfg.client_rules, s->identity, &v->info))
+			continue;
 		if (s->state == SUB_V2 && n2 > 0) {
 			if (logged)
 				enqueue_event(s, v2, (size_t)n2, plugged, v->info.busid);
@@ -335,6 +358,8 @@ static void on_snapshot(void *ctx, const struct export_view *views, size_t count
 	}
 	for (size_t i = 0; i < count; i++) {
 		int n;
+		if (!client_rules_allow(hub->cfg.client_rules, s->identity, &views[i].info))
+			continue;
 		if (c->mode == SUB_V2) {
 			n = notify_encode_view(NOTIFY_V2_DEVICE, &views[i], line, sizeof(line));
 		} else {
@@ -652,16 +677,12 @@ static void reap(struct notify_hub *hub, bool all)
 	}
 }
 
-static void accept_one(struct notify_hub *hub, int lfd)
+/* A connection ready to speak notify (plaintext, or a TLS relay's plain
+ * end): a subscriber waiting for its hello. Takes fd. */
+static void add_subscriber(struct notify_hub *hub, int fd, const struct cidr_addr *addr,
+			   bool have_addr, const char *peer, const char *identity)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	int fd = accept(lfd, (struct sockaddr *)&ss, &sslen);
-	if (fd < 0)
-		return;
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-
 	struct subscriber *s = calloc(1, sizeof(*s));
 	if (!s) {
 		close(fd);
@@ -669,25 +690,10 @@ static void accept_one(struct notify_hub *hub, int lfd)
 	}
 	s->hub = hub;
 	s->fd = fd;
-	net_peer_name(fd, s->peer, sizeof(s->peer));
-	s->have_addr = cidr_addr_from_sockaddr((struct sockaddr *)&ss, sslen, &s->addr);
-	if (hub->cfg.n_allow_clients > 0 &&
-	    !(s->have_addr &&
-	      cidr_match_any(hub->cfg.allow_clients, hub->cfg.n_allow_clients, &s->addr))) {
-		log_warn("notify: connection from %s refused: address not allowed "
-			 "(--allow-client)", s->peer);
-		close(fd);
-		free(s);
-		return;
-	}
-	if (hub->n_subs >= hub->cfg.max_subscribers) {
-		log_warn("notify: %s refused: %u subscribers already", s->peer,
-			 hub->cfg.max_subscribers);
-		close(fd);
-		free(s);
-		return;
-	}
-	net_tune_stream(fd);
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	snprintf(s->identity, sizeof(s->identity), "%s", identity);
+	s->addr = *addr;
+	s->have_addr = have_addr;
 	if (hub->cfg.sndbuf > 0)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &hub->cfg.sndbuf, sizeof(hub->cfg.sndbuf));
 	s->state = SUB_HELLO;
@@ -701,12 +707,172 @@ static void accept_one(struct notify_hub *hub, int lfd)
 	pthread_mutex_unlock(&hub->lock);
 }
 
+/* The gate thread: plaintext or TLS (see notify_config.tls), then hands
+ * the connection to the hub thread through hub->incoming. */
+static void *gate_main(void *arg)
+{
+	struct tls_gate *g = arg;
+	struct notify_hub *hub = g->hub;
+	struct timeval tv = { .tv_sec = (time_t)(hub->cfg.hello_timeout_ms / 1000),
+			      .tv_usec = (suseconds_t)(hub->cfg.hello_timeout_ms % 1000) * 1000 };
+	struct timeval none = { 0 };
+	setsockopt(g->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(g->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct tls_conn *c = NULL;
+	bool plaintext = false;
+	uint8_t first = 0;
+	ssize_t r;
+	do
+		r = recv(g->fd, &first, 1, MSG_PEEK);
+	while (r < 0 && errno == EINTR);
+	if (r == 1 && !tls_looks_like_handshake(first)) {
+		plaintext = hub->cfg.tls_optional;
+		if (!plaintext)
+			log_warn("notify: %s: plaintext connection refused: this server requires "
+				 "TLS (--tls-optional accepts both)", g->peer);
+	} else if (r == 1) {
+		char err[TLS_ERR_SIZE] = "";
+		c = tls_conn_new(hub->cfg.tls, g->fd, NULL, err);
+		if (!c || tls_conn_handshake(c, err) < 0) {
+			log_warn("notify: %s: TLS refused: %s", g->peer,
+				 err[0] ? err : "handshake timed out");
+			tls_conn_free(c);
+			c = NULL;
+		} else {
+			snprintf(g->identity, sizeof(g->identity), "%s", tls_conn_peer(c));
+			log_debug("notify: %s: TLS up (identity \"%s\")", g->peer, g->identity);
+		}
+	}
+	setsockopt(g->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	setsockopt(g->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+
+	pthread_mutex_lock(&hub->lock);
+	for (struct tls_gate **pp = &hub->gates; *pp; pp = &(*pp)->next) {
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	}
+	/* Under the lock, so notify_hub_stop never shuts down a descriptor a
+	 * relay already owns (and may have closed). OpenSSL reads g->fd
+	 * itself: the relay takes that one. */
+	int sp[2] = { -1, -1 };
+	if (c && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0) {
+		if (tls_relay_start(c, g->fd, sp[1], true, NULL) == 0) {
+			c = NULL;
+			g->fd = sp[0];
+			plaintext = true;
+		} else {
+			close(sp[0]);
+			close(sp[1]);
+		}
+	}
+	tls_conn_free(c);
+	if (plaintext) {
+		g->next = hub->incoming;
+		hub->incoming = g;
+	} else {
+		close(g->fd);
+	}
+	/* The last touch of hub: once n_gates is 0, notify_hub_stop goes on. */
+	wake_thread(hub);
+	hub->n_gates--;
+	pthread_cond_broadcast(&hub->gates_cond);
+	pthread_mutex_unlock(&hub->lock);
+	if (!plaintext)
+		free(g);
+	return NULL;
+}
+
+static void start_gate(struct notify_hub *hub, int fd, const struct cidr_addr *addr,
+		       bool have_addr, const char *peer)
+{
+	struct tls_gate *g = calloc(1, sizeof(*g));
+	if (!g) {
+		close(fd);
+		return;
+	}
+	*g = (struct tls_gate){ .hub = hub, .fd = fd, .addr = *addr, .have_addr = have_addr };
+	snprintf(g->peer, sizeof(g->peer), "%s", peer);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&hub->lock);
+	int rc = pthread_create(&g->thread, &attr, gate_main, g);
+	if (rc == 0) {
+		g->next = hub->gates;
+		hub->gates = g;
+		hub->n_gates++;
+	}
+	pthread_mutex_unlock(&hub->lock);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		close(fd);
+		free(g);
+	}
+}
+
+/* Takes the connections the gates finished (closing them when stopping). */
+static void adopt_incoming(struct notify_hub *hub, bool stopping)
+{
+	pthread_mutex_lock(&hub->lock);
+	struct tls_gate *g = hub->incoming;
+	hub->incoming = NULL;
+	pthread_mutex_unlock(&hub->lock);
+	while (g) {
+		struct tls_gate *next = g->next;
+		if (stopping)
+			close(g->fd);
+		else
+			add_subscriber(hub, g->fd, &g->addr, g->have_addr, g->peer, g->identity);
+		free(g);
+		g = next;
+	}
+}
+
+static void accept_one(struct notify_hub *hub, int lfd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd = accept(lfd, (struct sockaddr *)&ss, &sslen);
+	if (fd < 0)
+		return;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+	char peer[64];
+	struct cidr_addr addr;
+	net_peer_name(fd, peer, sizeof(peer));
+	bool have_addr = cidr_addr_from_sockaddr((struct sockaddr *)&ss, sslen, &addr);
+	if (hub->cfg.n_allow_clients > 0 &&
+	    !(have_addr && cidr_match_any(hub->cfg.allow_clients, hub->cfg.n_allow_clients, &addr))) {
+		log_warn("notify: connection from %s refused: address not allowed "
+			 "(--allow-client)", peer);
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&hub->lock);
+	unsigned n = hub->n_subs + hub->n_gates;
+	pthread_mutex_unlock(&hub->lock);
+	if (n >= hub->cfg.max_subscribers) {
+		log_warn("notify: %s refused: %u subscribers already", peer,
+			 hub->cfg.max_subscribers);
+		close(fd);
+		return;
+	}
+	net_tune_stream(fd);
+	if (hub->cfg.tls)
+		start_gate(hub, fd, &addr, have_addr, peer);
+	else
+		add_subscriber(hub, fd, &addr, have_addr, peer, "");
+}
+
 static void *hub_main(void *arg)
 {
 	struct notify_hub *hub = arg;
 
 	for (;;) {
 		reap(hub, false);
+		adopt_incoming(hub, false);
 		int64_t next = do_timers(hub, now_ms());
 
 		/* Build the poll set. Only this thread links or frees
@@ -819,6 +985,7 @@ struct notify_hub *notify_hub_new(struct export_table *table, const struct notif
 	copy_clean(hub->name, sizeof(hub->name), host, sizeof(host));
 	hub->wake[0] = hub->wake[1] = -1;
 	pthread_mutex_init(&hub->lock, NULL);
+	pthread_cond_init(&hub->gates_cond, NULL);
 	return hub;
 }
 
@@ -895,6 +1062,14 @@ void notify_hub_stop(struct notify_hub *hub)
 	pthread_mutex_unlock(&hub->lock);
 	wake_thread(hub);
 	pthread_join(hub->thread, NULL);
+	/* Gates still in a handshake end at once, and hand nothing over. */
+	pthread_mutex_lock(&hub->lock);
+	for (struct tls_gate *g = hub->gates; g; g = g->next)
+		shutdown(g->fd, SHUT_RDWR);
+	while (hub->n_gates > 0)
+		pthread_cond_wait(&hub->gates_cond, &hub->lock);
+	pthread_mutex_unlock(&hub->lock);
+	adopt_incoming(hub, true);
 	for (int i = 0; i < hub->n_listen; i++)
 		close(hub->listen_fds[i]);
 	hub->n_listen = 0;
@@ -908,6 +1083,7 @@ void notify_hub_free(struct notify_hub *hub)
 	if (!hub)
 		return;
 	notify_hub_stop(hub);
+	pthread_cond_destroy(&hub->gates_cond);
 	pthread_mutex_destroy(&hub->lock);
 	free(hub->pfd);
 	free(hub->pfd_sub);

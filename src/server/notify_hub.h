@@ -23,8 +23,10 @@
 #include <stddef.h>
 
 #include "common/cidr.h"
+#include "common/tls.h"
 #include "proto/notify_v2.h"
 #include "server/auth_hosts.h"
+#include "server/client_rules.h"
 #include "server/export_table.h"
 
 #define NOTIFY_DEFAULT_PORT "65432"
@@ -56,6 +58,16 @@ struct notify_config {
 	/* With a token: told of every subscriber that proved it, and of its
 	 * going (auth_hosts.h). NULL = nobody is told. Not owned. */
 	struct auth_hosts *auth;
+	/* TLS (common/tls.h), NULL: plaintext. Not owned. A connection's
+	 * first byte decides: a TLS handshake is run on a helper thread and
+	 * the subscriber then talks through a userspace relay; plaintext is
+	 * refused with a log line unless tls_optional. */
+	struct tls_ctx *tls;
+	bool tls_optional;
+	/* Per-client device rules by TLS identity (client_rules.h): a
+	 * subscriber hears only of the devices its identity may import. NULL
+	 * or empty: every subscriber of every device. Not owned. */
+	const struct client_rules *client_rules;
 };
 
 /* Defaults: disabled (the daemon turns it on; tests pick their port). */

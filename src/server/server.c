@@ -173,6 +173,9 @@ struct server *server_new(struct backend *b, const struct server_config *cfg)
 	srv->cfg.notify.allow_clients = cfg->allow_clients;
 	srv->cfg.notify.n_allow_clients = cfg->n_allow_clients;
 	srv->cfg.notify.auth = srv->import_auth ? srv->auth : NULL;
+	srv->cfg.notify.tls = cfg->tls; /* both ports */
+	srv->cfg.notify.tls_optional = cfg->tls_optional;
+	srv->cfg.notify.client_rules = cfg->client_rules;
 	srv->wake[0] = srv->wake[1] = -1;
 	export_table_init(&srv->exports, cfg->filter, cfg->filter_ctx);
 	pthread_mutex_init(&srv->lock, NULL);
@@ -204,32 +207,68 @@ int server_port(const struct server *srv)
 	return srv->n_listen > 0 ? net_local_port(srv->listen_fds[0]) : -1;
 }
 
-static int send_op_status(int fd, uint16_t code, uint32_t status)
+static void set_timeout(int fd, int opt, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+/* The operation phase's socket: plain, or TLS in userspace. */
+struct op_io {
+	int fd;
+	int64_t deadline; /* for the whole operation request (plaintext) */
+	struct tls_conn *tls; /* NULL: plaintext, or after the hand-off */
+	char identity[TLS_IDENTITY_SIZE]; /* the TLS peer's (a copy), "" without TLS */
+};
+
+static ssize_t read_op(int fd, void *buf, size_t n, int64_t deadline);
+
+/* Through TLS each read has the socket's timeout (op_timeout_ms); in
+ * plaintext the whole request has one deadline (read_op). */
+static ssize_t io_read_full(struct op_io *io, void *buf, size_t n)
+{
+	return io->tls ? tls_conn_read_full(io->tls, buf, n) : read_op(io->fd, buf, n, io->deadline);
+}
+
+/* One write (one TLS record for an operation reply). */
+static int io_write(struct op_io *io, const void *buf, size_t n)
+{
+	if (io->tls)
+		return tls_conn_write(io->tls, buf, n);
+	struct iovec iov = { (void *)buf, n };
+	return net_writev_full(io->fd, &iov, 1);
+}
+
+static int send_op_status(struct op_io *io, uint16_t code, uint32_t status)
 {
 	uint8_t buf[USBIP_OP_COMMON_SIZE];
 	struct usbip_op_common op = { USBIP_VERSION, code, status };
 	usbip_op_common_encode(&op, buf, sizeof(buf));
-	struct iovec iov = { buf, sizeof(buf) };
-	return net_writev_full(fd, &iov, 1);
+	return io_write(io, buf, sizeof(buf));
 }
 
-static void serve_devlist(struct server *srv, int fd)
+static void serve_devlist(struct server *srv, struct op_io *io)
 {
 	struct export_view *devs;
 	int n = export_table_snapshot(&srv->exports, &devs);
 	if (n < 0) {
-		send_op_status(fd, USBIP_OP_REP_DEVLIST, USBIP_ST_ERROR);
+		send_op_status(io, USBIP_OP_REP_DEVLIST, USBIP_ST_ERROR);
 		return;
 	}
+	/* A client sees only what its rules let it import. */
+	int kept = 0;
+	for (int i = 0; i < n; i++)
+		if (client_rules_allow(srv->cfg.client_rules, io->identity, &devs[i].info))
+			devs[kept++] = devs[i];
+	n = kept;
 	uint8_t *reply;
 	int len = op_devlist_reply(devs, (size_t)n, &reply);
 	free(devs);
 	if (len < 0) {
-		send_op_status(fd, USBIP_OP_REP_DEVLIST, USBIP_ST_ERROR);
+		send_op_status(io, USBIP_OP_REP_DEVLIST, USBIP_ST_ERROR);
 		return;
 	}
-	struct iovec iov = { reply, (size_t)len };
-	net_writev_full(fd, &iov, 1);
+	io_write(io, reply, (size_t)len);
 	free(reply);
 }
 
@@ -238,11 +277,65 @@ static void holder_gone_while_closing(struct export_holder *holder)
 	(void)holder; /* the session is over already */
 }
 
-static void serve_import(struct server *srv, int fd, const char *busid, const char *peer)
+/* The session's socket after a TLS import: the connection itself with
+ * kernel TLS on it, or one end of a socketpair whose other end a relay
+ * thread carries through userspace TLS (*relay). Takes io->tls either way.
+ * Returns the fd or a negative errno; *mode names the path for the log. */
+static int session_socket(struct op_io *io, struct tls_relay **relay, const char **mode)
 {
-	struct session *s = session_new(srv->backend, srv->engine, fd, &srv->cfg.limits);
+	*relay = NULL;
+	if (!io->tls) {
+		*mode = "plaintext";
+		return io->fd;
+	}
+	struct tls_conn *tls = io->tls;
+	io->tls = NULL;
+	int rc = tls_conn_ktls(tls);
+	if (rc == 0) {
+		tls_conn_free(tls);
+		*mode = "kernel TLS";
+		return io->fd;
+	}
+	if (rc != -ENOENT && rc != -ENOTSUP) {
+		tls_conn_free(tls);
+		return rc;
+	}
+	int sp[2] = { -1, -1 };
+	int tcp = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+	    (tcp = fcntl(io->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		rc = -errno;
+		goto err_close;
+	}
+	/* The relay's reads and writes must not time out as the operation
+	 * phase's did (the same socket: this is for both descriptors). */
+	set_timeout(tcp, SO_RCVTIMEO, 0);
+	set_timeout(tcp, SO_SNDTIMEO, 0);
+	rc = tls_relay_start(tls, tcp, sp[1], false, relay);
+	if (rc < 0)
+		goto err_close;
+	*mode = "userspace TLS relay";
+	return sp[0];
+
+err_close:
+	if (sp[0] >= 0) {
+		close(sp[0]);
+		close(sp[1]);
+	}
+	if (tcp >= 0)
+		close(tcp);
+	tls_conn_free(tls);
+	return rc;
+}
+
+static void serve_import(struct server *srv, struct op_io *io, const char *busid,
+			 const char *peer)
+{
+	struct tls_relay *relay = NULL;
+	int sfd = -1;
+	struct session *s = session_new(srv->backend, srv->engine, io->fd, &srv->cfg.limits);
 	if (!s) {
-		send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_ERROR);
+		send_op_status(io, USBIP_OP_REP_IMPORT, USBIP_ST_ERROR);
 		return;
 	}
 
@@ -254,9 +347,16 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 	if (cr != EXPORT_CLAIMED) {
 		log_info("%s: import of %s refused: %s", peer, busid,
 			 cr == EXPORT_BUSY ? "held by another client" : "no such device");
-		send_op_status(fd, USBIP_OP_REP_IMPORT,
+		send_op_status(io, USBIP_OP_REP_IMPORT,
 			       cr == EXPORT_BUSY ? USBIP_ST_DEV_BUSY : USBIP_ST_NODEV);
 		goto err_free;
+	}
+	if (!client_rules_allow(srv->cfg.client_rules, io->identity, &info)) {
+		log_warn("%s: import of %s refused: no --allow-client-device rule for %s%s%s", peer,
+			 busid, io->identity[0] ? "identity \"" : "a client without a TLS identity",
+			 io->identity, io->identity[0] ? "\"" : "");
+		send_op_status(io, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
+		goto err_release;
 	}
 
 	session_set_need_reset(s, !take_clean(srv, busid));
@@ -264,7 +364,7 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 	if (rc < 0) {
 		log_warn("%s: import of %s failed: cannot open the device (%s)", peer, busid,
 			 linux_errno_name(rc));
-		send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_DEV_ERR);
+		send_op_status(io, USBIP_OP_REP_IMPORT, USBIP_ST_DEV_ERR);
 		goto err_release;
 	}
 	struct metrics_device *md = srv->cfg.metrics ? metrics_device(srv->cfg.metrics, busid) : NULL;
@@ -274,11 +374,23 @@ static void serve_import(struct server *srv, int fd, const char *busid, const ch
 	struct usbip_device_record rec;
 	op_device_record(&info, &rec);
 	int len = usbip_import_reply_encode(USBIP_ST_OK, &rec, reply, sizeof(reply));
-	struct iovec iov = { reply, len > 0 ? (size_t)len : 0 };
-	if (len < 0 || net_writev_full(fd, &iov, 1) < 0)
+	if (len < 0 || io_write(io, reply, (size_t)len) < 0)
 		goto err_release;
 
-	log_info("%s: imported %s", peer, busid);
+	const char *mode = "";
+	sfd = session_socket(io, &relay, &mode);
+	if (sfd < 0) {
+		log_warn("%s: import of %s failed: cannot set up TLS for the session (%s)", peer,
+			 busid, strerror(-sfd));
+		goto err_release;
+	}
+	session_set_fd(s, sfd);
+	if (io->identity[0])
+		log_info("%s: imported %s (TLS identity \"%s\", %s)", peer, busid, io->identity,
+			 mode);
+	else
+		log_info("%s: imported %s", peer, busid);
+	set_timeout(io->fd, SO_RCVTIMEO, 0); /* the session's socket is non-blocking from here */
 	session_run(s);
 	if (session_ended_clean(s))
 		set_clean(srv, busid, true);
@@ -298,6 +410,10 @@ err_release:
 	}
 err_free:
 	session_free(s);
+	if (relay) {
+		tls_relay_stop(relay); /* closes its end of the pair */
+		close(sfd);
+	}
 }
 
 /* Reads exactly n bytes of the operation request before the deadline. The
@@ -338,6 +454,38 @@ static bool host_authenticated(struct server *srv, const struct connection *c)
 	return !srv->import_auth || (c->have_addr && auth_hosts_allowed(srv->auth, &c->addr));
 }
 
+/* With TLS configured: a TLS handshake, or plaintext where --tls-optional
+ * allows it. Returns false (logged) to drop the connection. */
+static bool start_tls(struct server *srv, struct op_io *io, const char *peer)
+{
+	uint8_t first = 0;
+	ssize_t r;
+	do
+		r = recv(io->fd, &first, 1, MSG_PEEK);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return false; /* gone before saying anything */
+	if (!tls_looks_like_handshake(first)) {
+		if (srv->cfg.tls_optional)
+			return true;
+		log_warn("%s: plaintext connection refused: this server requires TLS "
+			 "(--tls-optional accepts both)", peer);
+		return false;
+	}
+	char err[TLS_ERR_SIZE] = "";
+	io->tls = tls_conn_new(srv->cfg.tls, io->fd, NULL, err);
+	if (!io->tls || tls_conn_handshake(io->tls, err) < 0) {
+		log_warn("%s: TLS refused: %s", peer, err[0] ? err : "handshake timed out");
+		tls_conn_free(io->tls);
+		io->tls = NULL;
+		return false;
+	}
+	snprintf(io->identity, sizeof(io->identity), "%s", tls_conn_peer(io->tls));
+	log_debug("%s: TLS up (%s, identity \"%s\")", peer, tls_conn_cipher(io->tls),
+		  io->identity);
+	return true;
+}
+
 /* One connection: one operation request, and a session after an import. */
 static void *connection_main(void *arg)
 {
@@ -349,15 +497,18 @@ static void *connection_main(void *arg)
 	cidr_addr_format(&c->addr, host, sizeof(host));
 	net_tune_stream(fd);
 	int64_t deadline = net_now_ms() + srv->cfg.op_timeout_ms;
-	/* A reply (a long device list) to a peer that never reads must not
-	 * hold this thread either; a session's socket is non-blocking. */
-	struct timeval snd = { .tv_sec = srv->cfg.op_timeout_ms / 1000,
-			       .tv_usec = (srv->cfg.op_timeout_ms % 1000) * 1000 };
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
+	/* Through TLS each read and write has this timeout; in plaintext the
+	 * reads share one deadline, and a reply (a long device list) to a
+	 * peer that never reads must not hold this thread either. */
+	set_timeout(fd, SO_RCVTIMEO, srv->cfg.op_timeout_ms);
+	set_timeout(fd, SO_SNDTIMEO, srv->cfg.op_timeout_ms);
 
+	struct op_io io = { .fd = fd, .deadline = deadline };
 	uint8_t req[USBIP_IMPORT_REQUEST_SIZE];
 	struct usbip_op_common op;
-	ssize_t r = read_op(fd, req, USBIP_OP_COMMON_SIZE, deadline);
+	if (srv->cfg.tls && !start_tls(srv, &io, peer))
+		goto out;
+	ssize_t r = io_read_full(&io, req, USBIP_OP_COMMON_SIZE);
 	int rc = r == USBIP_OP_COMMON_SIZE ? usbip_op_common_decode(req, USBIP_OP_COMMON_SIZE, &op)
 					   : USBIP_E_SHORT;
 	if (rc != USBIP_OK) {
@@ -366,13 +517,13 @@ static void *connection_main(void *arg)
 	} else if (op.code == USBIP_OP_REQ_DEVLIST) {
 		/* No reply at all: the list is what the token protects. */
 		if (host_authenticated(srv, c))
-			serve_devlist(srv, fd);
+			serve_devlist(srv, &io);
 		else
 			log_warn("device list for %s refused: host has not authenticated on the "
 				 "notify channel", host);
 	} else if (op.code == USBIP_OP_REQ_IMPORT) {
 		char busid[USBIP_BUSID_SIZE];
-		r = read_op(fd, req + USBIP_OP_COMMON_SIZE, USBIP_BUSID_SIZE, deadline);
+		r = io_read_full(&io, req + USBIP_OP_COMMON_SIZE, USBIP_BUSID_SIZE);
 		rc = r == USBIP_BUSID_SIZE ? usbip_import_request_decode(req, sizeof(req), busid)
 					   : USBIP_E_SHORT;
 		/* Only a busid of the kernel's form goes further (into the
@@ -382,22 +533,24 @@ static void *connection_main(void *arg)
 		if (rc == USBIP_OK && !form_ok) {
 			log_warn("%s: bad import request (busid not of the form BUS-PORT[.PORT...])",
 				 peer);
-			send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
+			send_op_status(&io, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
 		} else if (rc == USBIP_OK && !host_authenticated(srv, c)) {
 			log_warn("import of %s from %s refused: host has not authenticated on the "
 				 "notify channel", busid, host);
-			send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
+			send_op_status(&io, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
 		} else if (rc == USBIP_OK) {
-			serve_import(srv, fd, busid, peer);
+			serve_import(srv, &io, busid, peer);
 		} else {
 			log_warn("%s: bad import request (%s)", peer,
 				 r == USBIP_BUSID_SIZE ? usbip_codec_strerror(rc) : op_read_error(r));
-			send_op_status(fd, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
+			send_op_status(&io, USBIP_OP_REP_IMPORT, USBIP_ST_NA);
 		}
 	} else {
 		log_warn("%s: unexpected operation 0x%04x", peer, op.code);
 	}
 
+out:
+	tls_conn_free(io.tls);
 	pthread_mutex_lock(&srv->lock);
 	close(fd);
 	c->fd = -1;

@@ -8,7 +8,9 @@
 
 #include "backend/backend.h"
 #include "common/cidr.h"
+#include "common/tls.h"
 #include "server/auth_hosts.h"
+#include "server/client_rules.h"
 #include "server/export_table.h"
 #include "server/notify_hub.h"
 #include "server/metrics.h"
@@ -55,6 +57,17 @@ struct server_config {
 	 * arrive within this time of the accept, however it trickles in;
 	 * default SERVER_DEFAULT_OP_TIMEOUT_MS (tests use less). */
 	unsigned op_timeout_ms;
+
+	/* TLS on the USB/IP port (common/tls.h); NULL: plaintext. Not owned,
+	 * must outlive the server. With it, plaintext connections are refused
+	 * (one log line) unless tls_optional. A session runs on the socket
+	 * through kernel TLS where the kernel takes the keys, else through a
+	 * userspace relay. */
+	struct tls_ctx *tls;
+	bool tls_optional;
+	/* Per-client device rules by TLS identity (client_rules.h); NULL or
+	 * empty: none. Not copied, must outlive the server. */
+	const struct client_rules *client_rules;
 };
 
 void server_config_defaults(struct server_config *cfg);

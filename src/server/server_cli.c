@@ -20,6 +20,8 @@ enum {
 	OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE, OPT_CONTROL, OPT_METRICS, OPT_TRACE,
 	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME, OPT_DETACH_ON_EXPORT,
 	OPT_SIM_DARWIN, OPT_SYSLOG,
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PSK_FILE, OPT_TLS_OPTIONAL,
+	OPT_ALLOW_CLIENT_DEVICE,
 };
 
 static const struct option longopts[] = {
@@ -44,6 +46,12 @@ static const struct option longopts[] = {
 	{ "allow-client", required_argument, NULL, OPT_ALLOW_CLIENT },
 	{ "no-import-auth", no_argument, NULL, OPT_NO_IMPORT_AUTH },
 	{ "import-auth-grace", required_argument, NULL, OPT_IMPORT_AUTH_GRACE },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-psk-file", required_argument, NULL, OPT_TLS_PSK_FILE },
+	{ "tls-optional", no_argument, NULL, OPT_TLS_OPTIONAL },
+	{ "allow-client-device", required_argument, NULL, OPT_ALLOW_CLIENT_DEVICE },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "trace", no_argument, NULL, OPT_TRACE },
@@ -118,6 +126,19 @@ static void usage(FILE *out)
 		"                            on the notify channel\n"
 		"      --import-auth-grace S how long a host stays authenticated after its\n"
 		"                            last notify subscription ends (default %u)\n"
+		"\n"
+		"TLS (docs/security.md), on the USB/IP port:\n"
+		"      --tls-cert FILE       this server's certificate (PEM, with its chain)\n"
+		"      --tls-key FILE        its private key\n"
+		"      --tls-ca FILE         the CA that signs client certificates; clients\n"
+		"                            must show one\n"
+		"      --tls-psk-file FILE   a shared key instead: one line IDENTITY:HEXKEY\n"
+		"      --tls-optional        also accept plaintext clients (migration)\n"
+		"      --allow-client-device IDENTITY=RULE\n"
+		"                            the TLS client IDENTITY (certificate DNS name or\n"
+		"                            CN, PSK identity) may import devices matching\n"
+		"                            RULE (as --allow); with any such rule, clients\n"
+		"                            get only what their rules allow; repeatable\n"
 		"\n"
 		"Local control and observability:\n"
 		"      --control PATH        control socket (default %s;\n"
@@ -261,6 +282,28 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 		return 0;
 	case OPT_NOTIFY_LISTEN:
 		o->server.notify.host = arg;
+		return 0;
+	case OPT_TLS_CERT:
+		o->tls.cert = arg;
+		return 0;
+	case OPT_TLS_KEY:
+		o->tls.key = arg;
+		return 0;
+	case OPT_TLS_CA:
+		o->tls.ca = arg;
+		return 0;
+	case OPT_TLS_PSK_FILE:
+		o->tls.psk_file = arg;
+		return 0;
+	case OPT_TLS_OPTIONAL:
+		o->tls.optional = true;
+		return 0;
+	case OPT_ALLOW_CLIENT_DEVICE:
+		rc = client_rules_add(&o->client_rules, arg);
+		if (rc != 0) {
+			opt_bad_value(src, opt, arg, "%s", client_rule_strerror(rc));
+			return 2;
+		}
 		return 0;
 	case OPT_NOTIFY_PORT:
 		if (!parse_uint(arg, 0, 65535, &n))
@@ -417,6 +460,18 @@ int server_options_parse(struct server_options *o, int argc, char **argv)
 		fprintf(stderr, "--json goes with the list and status commands\n");
 		return 2;
 	}
+	const char *why = tls_options_check(&o->tls);
+	if (why) {
+		fprintf(stderr, "usbip-notify-server: %s\n", why);
+		return 2;
+	}
+	if (o->client_rules.n > 0 && !tls_options_enabled(&o->tls)) {
+		fprintf(stderr, "usbip-notify-server: --allow-client-device needs TLS "
+				"(--tls-cert/--tls-key/--tls-ca or --tls-psk-file)\n");
+		return 2;
+	}
+	o->server.tls_optional = o->tls.optional;
+	o->server.client_rules = &o->client_rules;
 	/* Devices on vhci buses are hidden (by the backend too) unless asked for. */
 	o->filter.include_vhci = o->libusb.include_vhci;
 	if (o->token[0])

@@ -32,6 +32,8 @@ struct server_options {
 	const char *sim;            /* NULL: libusb */
 	bool sim_darwin;            /* sim_set_darwin */
 	struct export_filter filter;
+	struct tls_options tls;     /* the context is made by run_server */
+	struct client_rules client_rules;
 	char token[NOTIFY_V2_TOKEN_SIZE];
 	struct cidr allow_clients[SERVER_MAX_ALLOW_CLIENTS];
 	const char *control_path;   /* "" or "none": no control socket */

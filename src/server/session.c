@@ -129,6 +129,11 @@ void session_begin_close(struct session *s, const char *reason)
 
 /* ---- the engine's side ------------------------------------------------ */
 
+void session_set_fd(struct session *s, int fd)
+{
+	s->fd = fd;
+}
+
 int session_fd(const struct session *s)
 {
 	return s->fd;

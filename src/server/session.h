@@ -74,6 +74,10 @@ bool session_ended_clean(const struct session *s);
  * session's worker meanwhile. */
 void session_run(struct session *s);
 
+/* Before session_run: serve the session on fd instead of the one given to
+ * session_new (a TLS relay's plaintext end); the peer's name stays. */
+void session_set_fd(struct session *s, int fd);
+
 void session_free(struct session *s);
 
 /* ---- Called by the engine's loop only ---- */

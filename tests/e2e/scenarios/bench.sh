@@ -10,6 +10,9 @@
 #   O  our usbip-notify-server, stock `usbip attach` onto vhci_hcd
 #   K  the kernel's usbip-host + usbipd, stock `usbip attach`
 #   D  direct: the gadget's own copy on the dummy_hcd bus, no USB/IP
+#   T  mass storage only, right after O: our server and our client daemon
+#      with TLS 1.3 on both ends (kernel TLS in this guest), attached by
+#      `usbip-notify-client attach`; the report compares it with O
 # Phases per round: mass storage (O_DIRECT seq write/read at 1 MiB and
 # 64 KiB, 4 KiB random reads, attach -> first read, CPU and RSS), usbtest
 # case times, hotplug (O: plug -> attached by our client daemon and its
@@ -41,6 +44,7 @@ CLIENT_STATE=/run/gb-client/state
 client_pid=""
 
 cleanup() {
+	tls_client_stop
 	[ -z "$client_pid" ] || kill -TERM "$client_pid" 2>/dev/null
 	client_detach_all >/dev/null 2>&1
 	E2E_SERVER=ours server_stop $BUSID
@@ -100,10 +104,46 @@ ours_start() {
 	server_pid=$!
 	wait_for 20 tcp_listening "$USBIP_PORT"
 }
+# T: ours with TLS on both ports, certificates made at setup (make_pki).
+PKI=/tmp/gb-pki
+TLS_CONTROL=/run/gb-tls-client.sock
+make_pki() {
+	local ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+	mkdir -p "$PKI" && cd "$PKI" || return 1
+	openssl req -x509 $ec -keyout ca.key -out ca.pem -subj /CN=gb-ca -days 2 &&
+	openssl req $ec -keyout s.key -out s.csr -subj /CN=gb-server &&
+	echo subjectAltName=IP:127.0.0.1 > s.ext &&
+	openssl x509 -req -in s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+		-extfile s.ext -out s.pem &&
+	openssl req $ec -keyout c.key -out c.csr -subj /CN=gb-client &&
+	openssl x509 -req -in c.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out c.pem
+	local rc=$?
+	cd / || return 1
+	return $rc
+} > /dev/null 2>&1
+tls_client_pid=""
+# tls_client_start: our client daemon with TLS, attaching nothing by itself
+# (a filter no device matches); `usbip-notify-client attach` attaches.
+tls_client_start() {
+	"$CLIENT_BIN" --server 127.0.0.1 --allow-busid 9-9 --control "$TLS_CONTROL" \
+		--state-file /run/gb-tls-client.state --tls-cert "$PKI/c.pem" \
+		--tls-key "$PKI/c.key" --tls-ca "$PKI/ca.pem" >> "$E2E_RESULTS/tls-client.log" 2>&1 &
+	tls_client_pid=$!
+	wait_for 20 grep -q 'state=subscribed' /run/gb-tls-client.state
+}
+tls_client_stop() {
+	[ -n "$tls_client_pid" ] || return 0
+	kill -TERM "$tls_client_pid" 2>/dev/null
+	wait_for 15 proc_gone "$tls_client_pid" || kill -KILL "$tls_client_pid" 2>/dev/null
+	tls_client_pid=""
+}
 # mode_server_start MODE: the server of MODE exports $BUSID (D: nothing).
 mode_server_start() {
 	case $1 in
 	O) E2E_SERVER=ours; ours_start && wait_for 20 server_lists $BUSID ;;
+	T) E2E_SERVER=ours
+	   E2E_OURS_CMD="$(ours_cmd) --tls-cert $PKI/s.pem --tls-key $PKI/s.key --tls-ca $PKI/ca.pem" \
+		ours_start && wait_for 20 tcp_listening 65432 && tls_client_start ;;
 	K) E2E_SERVER=kernel; server_start $BUSID ;;
 	D) return 0 ;;
 	esac
@@ -111,6 +151,7 @@ mode_server_start() {
 mode_server_stop() {
 	case $1 in
 	O) E2E_SERVER=ours server_stop $BUSID ;;
+	T) tls_client_stop; E2E_SERVER=ours server_stop $BUSID ;;
 	K) E2E_SERVER=kernel server_stop $BUSID ;;
 	esac
 	return 0
@@ -135,7 +176,12 @@ storage_mode() {
 		dev=$(usb_wait_blockdev /sys/bus/usb/devices/$BUSID 60) || { miss "$r" D "local disk"; return 1; }
 	else
 		mode_server_start "$m" || { miss "$r" "$m" "server start"; mode_server_stop "$m"; return 1; }
-		out=$(run_t 90 "$GB" attach-read 80 usbip attach -r 127.0.0.1 -b $BUSID) ||
+		if [ "$m" = T ]; then
+			attach_cmd=("$CLIENT_BIN" attach $BUSID --control "$TLS_CONTROL")
+		else
+			attach_cmd=(usbip attach -r 127.0.0.1 -b $BUSID)
+		fi
+		out=$(run_t 90 "$GB" attach-read 80 "${attach_cmd[@]}") ||
 			{ miss "$r" "$m" "attach -> first read"; detach_and_stop "$m"; return 1; }
 		log "$m: $out"
 		dev=$(kv dev "$out")
@@ -148,7 +194,7 @@ storage_mode() {
 	vh=$(pids_named vhci_rx vhci_tx)
 	# shellcheck disable=SC2086
 	{ k0=$(cpu_ticks $stub); v0=$(cpu_ticks $vh); }
-	[ "$m" = O ] && c0=$(cpu_ticks "$server_pid")
+	[ "$m" = O ] || [ "$m" = T ] && c0=$(cpu_ticks "$server_pid")
 	bytes=0
 	for bs in 1048576 65536; do
 		for what in write read; do
@@ -165,11 +211,11 @@ storage_mode() {
 	# shellcheck disable=SC2086
 	{ k1=$(cpu_ticks $stub); v1=$(cpu_ticks $vh); }
 	case $m in
-	O)
+	O|T)
 		c1=$(cpu_ticks "$server_pid")
-		raw "$r O server_cpu_s_per_gib $(per_gib $((c1 - c0)) $bytes)"
-		raw "$r O server_vmhwm_kb $(status_kb "$server_pid" VmHWM)"
-		raw "$r O server_vmrss_kb $(status_kb "$server_pid" VmRSS)"
+		raw "$r $m server_cpu_s_per_gib $(per_gib $((c1 - c0)) $bytes)"
+		raw "$r $m server_vmhwm_kb $(status_kb "$server_pid" VmHWM)"
+		raw "$r $m server_vmrss_kb $(status_kb "$server_pid" VmRSS)"
 		;;
 	K)
 		if [ -n "$stub" ]; then
@@ -319,6 +365,10 @@ require "systemd-udevd started (no rules)" /lib/systemd/systemd-udevd --daemon
 require "modules loaded" eval 'gadget_init && load_modules usb-storage sd_mod usbtest vhci-hcd usbip-host'
 require "mass-storage gadget created" gadget_ms_create ms $MS_MB
 require "gadget zero created" gadget_zero_create zero
+require "TLS certificates made (mode T)" make_pki
+# As on a real host (no udev here to load them): the CPU's AES-GCM for kernel TLS.
+modprobe aesni_intel 2>/dev/null
+modprobe ghash_clmulni_intel 2>/dev/null
 {
 	echo "# kernel $(uname -r); $(nproc) vCPUs; rounds $ROUNDS; seq $((XFER >> 20)) MiB per run;"
 	echo "# random reads $RAND_COUNT x 4 KiB; usbtest cases $UT_CASES args $UT_ARGS; CLK_TCK $CLK_TCK"
@@ -332,7 +382,11 @@ for r in $(seq 1 "$ROUNDS"); do
 	gadget_plug ms $UDC
 	check "round $r: mass storage plugged" wait_for 20 usb_found 1d6b 0104 local
 	if [[ $PHASES == *" storage "* ]]; then
-		for m in $order; do storage_mode "$r" "$m"; done
+		# T (ours with TLS) runs beside O in the mass-storage phase only.
+		for m in $order; do
+			storage_mode "$r" "$m"
+			[ "$m" = O ] && storage_mode "$r" T
+		done
 	fi
 	ms_to_zero
 	check "round $r: gadget zero plugged" wait_for 20 usb_found 0525 a4a0 local
