@@ -220,16 +220,10 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 		o->control_path = strcmp(arg, "none") == 0 ? "" : arg;
 		return 0;
 	case OPT_TLS_CERT:
-		o->tls.cert = arg;
-		return 0;
 	case OPT_TLS_KEY:
-		o->tls.key = arg;
-		return 0;
 	case OPT_TLS_CA:
-		o->tls.ca = arg;
-		return 0;
 	case OPT_TLS_PSK_FILE:
-		o->tls.psk_file = arg;
+		tls_options_set(&o->tls, opt->name, arg);
 		return 0;
 	case OPT_JSON:
 		o->json = true;

@@ -40,6 +40,11 @@ struct tls_options {
 	bool optional;              /* server: plaintext peers too (migration) */
 };
 
+/* Sets the option of that long name (tls-cert, tls-key, tls-ca,
+ * tls-psk-file: arg is kept, not copied; tls-optional). False for another
+ * name. Both daemons' option parsers share it. */
+bool tls_options_set(struct tls_options *o, const char *name, const char *arg);
+
 /* True when the options ask for TLS at all. */
 bool tls_options_enabled(const struct tls_options *o);
 

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -18,6 +19,29 @@ bool tls_options_enabled(const struct tls_options *o)
 {
 	return (o->cert && *o->cert) || (o->key && *o->key) || (o->ca && *o->ca) ||
 	       (o->psk_file && *o->psk_file);
+}
+
+bool tls_options_set(struct tls_options *o, const char *name, const char *arg)
+{
+	static const struct {
+		const char *name;
+		size_t field;
+	} files[] = {
+		{ "tls-cert", offsetof(struct tls_options, cert) },
+		{ "tls-key", offsetof(struct tls_options, key) },
+		{ "tls-ca", offsetof(struct tls_options, ca) },
+		{ "tls-psk-file", offsetof(struct tls_options, psk_file) },
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (strcmp(name, files[i].name) == 0) {
+			*(const char **)((char *)o + files[i].field) = arg;
+			return true;
+		}
+	if (strcmp(name, "tls-optional") == 0) {
+		o->optional = true;
+		return true;
+	}
+	return false;
 }
 
 const char *tls_options_check(const struct tls_options *o)

@@ -284,19 +284,11 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 		o->server.notify.host = arg;
 		return 0;
 	case OPT_TLS_CERT:
-		o->tls.cert = arg;
-		return 0;
 	case OPT_TLS_KEY:
-		o->tls.key = arg;
-		return 0;
 	case OPT_TLS_CA:
-		o->tls.ca = arg;
-		return 0;
 	case OPT_TLS_PSK_FILE:
-		o->tls.psk_file = arg;
-		return 0;
 	case OPT_TLS_OPTIONAL:
-		o->tls.optional = true;
+		tls_options_set(&o->tls, opt->name, arg);
 		return 0;
 	case OPT_ALLOW_CLIENT_DEVICE:
 		rc = client_rules_add(&o->client_rules, arg);
