@@ -44,96 +44,15 @@
 #include "proto/busid.h"
 #include "proto/bytes.h"
 #include "proto/usbip_codec.h"
+#include "fake_vhci.h"
 
-#define HALF 4 /* 4 hs + 4 ss ports */
-#define NPORTS (2 * HALF)
 #define HONEST "1-2"
 #define HONEST_DEVID (1u << 16 | 2u)
 #define ZERO_FIELDS "vid=0525 pid=a4a0 speed=high held=0 serial=S"
 #define WELCOME "welcome version=2 heartbeat=5 server=liar\n"
 #define HONEST_SNAPSHOT WELCOME "device busid=" HONEST " " ZERO_FIELDS "\nsnapshot-end count=1\n"
 
-/* ---- fake kernel (as in test_client.c, reduced) --------------------------- */
-
-struct fake_port {
-	bool used;
-	uint32_t devid, speed;
-	int kfd;
-};
-
-struct fake_kernel {
-	pthread_mutex_t lock;
-	char hc_dir[128];
-	struct fake_port ports[NPORTS];
-	int attaches;
-};
-
-static void fk_write_status_locked(struct fake_kernel *fk)
-{
-	char text[2048], path[PATH_MAX + 16];
-	size_t len = (size_t)snprintf(text, sizeof(text),
-				      "hub port sta spd dev      sockfd local_busid\n");
-	for (int i = 0; i < NPORTS; i++) {
-		const struct fake_port *p = &fk->ports[i];
-		len += (size_t)snprintf(text + len, sizeof(text) - len,
-					"%s  %04d %03d %03u %08x %06d %s\n", i < HALF ? "hs" : "ss", i,
-					p->used ? 6 : 4, p->used ? p->speed : 0,
-					p->used ? p->devid : 0, p->used ? p->kfd : 0,
-					p->used ? "9-1" : "0-0");
-	}
-	snprintf(path, sizeof(path), "%s/status", fk->hc_dir);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static bool ends_with(const char *s, const char *tail)
-{
-	size_t n = strlen(s), t = strlen(tail);
-	return n >= t && strcmp(s + n - t, tail) == 0;
-}
-
-static int fk_write(void *ctx, const char *path, const char *text)
-{
-	struct fake_kernel *fk = ctx;
-	int rc = 0;
-	pthread_mutex_lock(&fk->lock);
-	if (ends_with(path, "/attach")) {
-		int port, sockfd;
-		unsigned devid, speed;
-		char extra;
-		if (sscanf(text, "%d %d %u %u%c", &port, &sockfd, &devid, &speed, &extra) != 4 ||
-		    port < 0 || port >= NPORTS || speed < 1 || speed > 5 ||
-		    (speed == 5) != (port >= HALF)) {
-			rc = -EINVAL;
-		} else if (fk->ports[port].used) {
-			rc = -EBUSY;
-		} else {
-			struct fake_port *p = &fk->ports[port];
-			p->used = true;
-			p->devid = devid;
-			p->speed = speed;
-			p->kfd = dup(sockfd);
-			fk->attaches++;
-			fk_write_status_locked(fk);
-		}
-	} else if (ends_with(path, "/detach")) {
-		int port;
-		if (sscanf(text, "%d", &port) != 1 || port < 0 || port >= NPORTS ||
-		    !fk->ports[port].used) {
-			rc = -EINVAL;
-		} else {
-			close(fk->ports[port].kfd);
-			fk->ports[port].used = false;
-			fk_write_status_locked(fk);
-		}
-	} else {
-		rc = -ENOENT;
-	}
-	pthread_mutex_unlock(&fk->lock);
-	return rc;
-}
+/* ---- fake kernel (fake_vhci.c) --------------------------------------------- */
 
 static void fk_reset(struct fake_kernel *fk)
 {
@@ -141,6 +60,7 @@ static void fk_reset(struct fake_kernel *fk)
 	for (int i = 0; i < NPORTS; i++) {
 		if (fk->ports[i].used)
 			close(fk->ports[i].kfd);
+		fk->ports[i].kfd = -1;
 		fk->ports[i].used = false;
 	}
 	fk->attaches = 0;
@@ -450,30 +370,14 @@ static int setup(void **state)
 	assert_non_null(f);
 	snprintf(f->root, sizeof(f->root), "/tmp/test_client_hostile.XXXXXX");
 	assert_non_null(mkdtemp(f->root));
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/devices", f->root);
-	assert_int_equal(mkdir(p, 0755), 0);
-	snprintf(p, sizeof(p), "%s/devices/platform", f->root);
-	assert_int_equal(mkdir(p, 0755), 0);
-	snprintf(f->fk.hc_dir, sizeof(f->fk.hc_dir), "%s/devices/platform/vhci_hcd.0", f->root);
-	assert_int_equal(mkdir(f->fk.hc_dir, 0755), 0);
 	snprintf(f->run, sizeof(f->run), "%s/run", f->root);
-	pthread_mutex_init(&f->fk.lock, NULL);
-	const char *attrs[] = { "attach", "detach", "nports" };
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", f->fk.hc_dir, attrs[i]);
-		FILE *fp = fopen(p, "w");
-		assert_non_null(fp);
-		if (i == 2)
-			fprintf(fp, "%d\n", NPORTS);
-		fclose(fp);
-	}
-	fk_write_status_locked(&f->fk);
+	fk_init(&f->fk, f->root);
 
 	struct hostile *h = &f->h;
 	pthread_mutex_init(&h->lock, NULL);
 	h->notify_lfd = listen_any(&h->notify_port);
 	h->usbip_lfd = listen_any(&h->usbip_port);
+	f->fk.usbip_port = h->usbip_port; /* the sockets vhci is handed go there */
 	assert_int_equal(pipe(h->wake), 0);
 	hostile_reset(h, HONEST_SNAPSHOT, HONEST_SNAPSHOT, R_GOOD);
 	assert_int_equal(pthread_create(&h->thread, NULL, hostile_main, h), 0);
@@ -507,7 +411,7 @@ static int teardown(void **state)
 	free(h->first);
 	pthread_mutex_destroy(&h->lock);
 	fk_reset(&f->fk);
-	pthread_mutex_destroy(&f->fk.lock);
+	fk_destroy(&f->fk);
 	assert_true(strncmp(f->root, "/tmp/test_client_hostile.", 25) == 0);
 	nftw(f->root, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 	free(f);
@@ -534,14 +438,6 @@ static int h_get(struct hostile *h, const int *field)
 	pthread_mutex_lock(&h->lock);
 	int v = *field;
 	pthread_mutex_unlock(&h->lock);
-	return v;
-}
-
-static int fk_attaches(struct fake_kernel *fk)
-{
-	pthread_mutex_lock(&fk->lock);
-	int v = fk->attaches;
-	pthread_mutex_unlock(&fk->lock);
 	return v;
 }
 
@@ -572,7 +468,7 @@ static void run_case(struct fixture *f, const char *name, const char *first, con
 	assert_int_equal(daemon_start(d), 0);
 
 	/* The honest device comes through; every lie was heard and closed. */
-	WAIT_FOR(name, fk_attaches(&f->fk) >= 1);
+	WAIT_FOR(name, fk_count(&f->fk, &f->fk.attaches) >= 1);
 	WAIT_FOR(name, h_get(h, &h->lying_closed) >= min_lies && h_get(h, &h->lying_open) == 0);
 	struct attachment att[8];
 	WAIT_FOR(name, daemon_attachments(d, 0, att, 8) == 1);
