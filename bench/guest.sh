@@ -4,12 +4,16 @@
 # in alternating rounds. Prints figures and ratios; never pass/fail on speed.
 # See docs/performance.md.
 #
-# Usage: bench/guest.sh [--build DIR] [--rounds N] [--out FILE]
+# Usage: bench/guest.sh [--build DIR] [--rounds N] [--out FILE] [--ours-args ARGS]
 #   --build   meson build dir (default: build-rel; configure it with
 #             meson setup build-rel --buildtype=release)
 #   --rounds  rounds of O, K, D (default 2; order mirrored every other round)
 #   --out     where the results table is written too (default:
 #             tests/e2e/work/bench-guest-DATE.md)
+#   --ours-args  options for our server besides its address and port
+#             (default "--busy-poll 300"; "" for its defaults); the
+#             benchmark adds --detach-on-export as the counterpart of
+#             `usbip bind`
 # Exit: 0 figures printed, 1 the harness failed (a step or the boot), 2 usage,
 # 77 cannot run here (not root).
 set -euo pipefail
@@ -19,13 +23,15 @@ repo=$(cd "$here/.." && pwd)
 build="$repo/build-rel"
 rounds=2
 out=""
+ours_args="--busy-poll 300"
 
-usage() { sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2; }
+usage() { sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=${2:?}; shift 2 ;;
 	--rounds) rounds=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
+	--ours-args) ours_args=${2?}; shift 2 ;;
 	-h|--help) usage ;;
 	*) echo "unknown argument $1" >&2; usage ;;
 	esac
@@ -68,6 +74,10 @@ load_log="$repo/tests/e2e/work/bench-hostload.txt"
 sampler=$!
 trap 'kill "$sampler" 2>/dev/null || true' EXIT
 
+# The guest sees the build dir at the same path.
+[ -n "${E2E_OURS_CMD:-}" ] ||
+	export E2E_OURS_CMD="$build/src/server/usbip-notify-server --listen 127.0.0.1 --port 3240 $ours_args"
+
 status=0
 E2E_BENCH_ROUNDS=$rounds "$repo/tests/e2e/run.sh" --server ours --build "$build" \
 	--timeout $((240 + rounds * 720)) bench || status=$?
@@ -82,7 +92,7 @@ load=$(awk '{ s += $1; n++; if (n == 1 || $1 < lo) lo = $1; if ($1 > hi) hi = $1
 	exit 1
 }
 python3 "$here/guest_report.py" "$run_dir/bench-raw.txt" \
-	--meta "date $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; build $build ($buildtype); QEMU TCG guest; $load" \
+	--meta "date $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; build $build ($buildtype); QEMU TCG guest; $load; ours: ${E2E_OURS_CMD#"$build/"} --detach-on-export" \
 	> "$out"
 cat "$out"
 echo

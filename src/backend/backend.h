@@ -165,6 +165,18 @@ struct backend_ops {
 	void (*loop_dispatch)(struct backend *b);
 	void (*loop_detach)(struct backend *b);
 
+	/* Optional (NULL: plain memory only). A transfer buffer the device
+	 * reads and writes in place: on Linux, usbfs memory mapped into the
+	 * process, which spares usbfs a kernel buffer and a copy between it
+	 * and the process per transfer. NULL when none can be had (the OS has
+	 * none, the kernel's usbfs memory limit): use ordinary memory then.
+	 * buf_free takes the same handle and len; a handle stays valid while
+	 * any transfer is pending (close leaks a handle rather than free it
+	 * under one), so a late completion may still free its buffer. Any
+	 * thread; no lock of the caller's is needed. */
+	void *(*buf_alloc)(struct bk_handle *h, size_t len);
+	void (*buf_free)(struct bk_handle *h, void *p, size_t len);
+
 	/* Optional (NULL: the OS has no drivers to take). Takes the server
 	 * machine's own drivers from the device now, as `usbip bind` does,
 	 * instead of at the first claim; stop() gives them back. Returns how

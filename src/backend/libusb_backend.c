@@ -863,6 +863,7 @@ static int lu_open(struct backend *base, const char *busid, struct bk_handle **o
 	h->base.quirks = lu_os_handle_quirks();
 	h->b = b;
 	h->sys_fd = -1;
+	h->no_dev_mem = b->no_dev_mem;
 	r = lu_open_device(b, busid, &h->dh, &h->sys_fd);
 	if (r < 0)
 		goto err_free;
@@ -1190,6 +1191,8 @@ static const struct backend_ops lu_ops = {
 	.reset = lu_reset,
 	.submit = lu_submit,
 	.cancel = lu_cancel,
+	.buf_alloc = lu_buf_alloc,
+	.buf_free = lu_buf_free,
 	.loop_attach = lu_loop_attach,
 	.loop_fds = lu_loop_fds,
 	.loop_dispatch = lu_loop_dispatch,
@@ -1214,6 +1217,7 @@ struct backend *libusb_backend_new(const struct libusb_backend_options *opt)
 	b->uevent_fd = -1;
 	b->rescan_ms = opt->rescan_interval_ms;
 	b->include_vhci = opt->include_vhci;
+	b->no_dev_mem = opt->no_dev_mem;
 	b->use_hotplug = opt->use_hotplug;
 	b->sysfs_root = strdup(opt->sysfs_root != NULL ? opt->sysfs_root
 						       : LIBUSB_BACKEND_DEFAULT_SYSFS_ROOT);

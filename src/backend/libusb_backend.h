@@ -58,6 +58,9 @@ struct libusb_backend_options {
 	/* Where sysfs is mounted (vhci detection, strings); tests point it at
 	 * a directory of fixture files. The string is copied. */
 	const char *sysfs_root;
+	/* Transfer buffers in ordinary memory only, never in device memory
+	 * (libusb_dev_mem_alloc; see backend.h buf_alloc). */
+	bool no_dev_mem;
 };
 
 /* Fills in the defaults: rescan every 1000 ms, vhci hidden, hotplug on,

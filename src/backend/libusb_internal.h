@@ -70,6 +70,7 @@ struct lu_backend {
 	char *sysfs_root;
 	unsigned rescan_ms;
 	bool include_vhci;
+	bool no_dev_mem;
 	bool use_hotplug;
 
 	pthread_mutex_t lock;
@@ -132,6 +133,10 @@ struct lu_handle {
 	unsigned in_flight;
 
 	atomic_bool used;           /* a transfer was submitted since the last reset */
+	/* Device memory (lu_buf_alloc): off by option, or refused since the
+	 * last buffer given back (usbfs's memory limit): plain memory then. */
+	bool no_dev_mem;
+	atomic_bool dev_mem_refused;
 };
 
 /* ---- libusb_sysfs.c: pure helpers over a sysfs tree ------------------- */
@@ -261,6 +266,8 @@ void lu_fill_result(struct bk_transfer *t, const struct libusb_transfer *xfer);
 
 int lu_submit(struct bk_handle *bh, struct bk_transfer *t);
 int lu_cancel(struct bk_handle *bh, struct bk_transfer *t);
+void *lu_buf_alloc(struct bk_handle *bh, size_t len);
+void lu_buf_free(struct bk_handle *bh, void *p, size_t len);
 
 /* Asks libusb to cancel every pending transfer of h (used by close when
  * the caller broke the contract). Caller holds h->xfer_lock. */

@@ -283,3 +283,32 @@ void lu_cancel_all_locked(struct lu_handle *h)
 			log_warn("libusb: cancel failed: %s", libusb_error_name(r));
 	}
 }
+
+/* Device memory (libusb_dev_mem_alloc: an mmap of the usbfs file on
+ * Linux, nothing elsewhere). A transfer in it needs no kernel buffer and
+ * no copy between process and kernel: the host controller (or dummy_hcd's
+ * memcpy) uses the pages in place. A refusal is usually usbfs's memory
+ * limit (usbfs_memory_mb, shared by every usbfs user): no further tries,
+ * and no libusb error line per transfer, until a buffer comes back. */
+void *lu_buf_alloc(struct bk_handle *bh, size_t len)
+{
+	struct lu_handle *h = (struct lu_handle *)bh;
+
+	if (h->no_dev_mem || len == 0 || atomic_load(&h->dev_mem_refused))
+		return NULL;
+	void *p = libusb_dev_mem_alloc(h->dh, len);
+
+	if (p == NULL)
+		atomic_store(&h->dev_mem_refused, true);
+	return p;
+}
+
+void lu_buf_free(struct bk_handle *bh, void *p, size_t len)
+{
+	struct lu_handle *h = (struct lu_handle *)bh;
+
+	if (p == NULL)
+		return;
+	libusb_dev_mem_free(h->dh, p, len);
+	atomic_store(&h->dev_mem_refused, false);
+}

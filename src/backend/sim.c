@@ -18,6 +18,7 @@
 #include "backend/sim.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,8 @@ struct sim_handle {
 	uint32_t generation;        /* dev->generation when opened */
 	uint8_t claimed;            /* bit per interface */
 	struct sim_handle *next;    /* sim_backend.handles */
+	uint64_t serial;            /* names it in its device memory's headers */
+	unsigned dev_mem_live;      /* buffers of its device memory not given back */
 };
 
 struct sim_backend {
@@ -136,6 +139,10 @@ struct sim_backend {
 	bool darwin;                /* sim_set_darwin: macOS's cancel and close */
 	int bystanders;             /* transfers a pipe abort ended besides its target */
 	struct sim_handle *handles;
+	uint64_t next_serial;
+	/* Device memory (buf_alloc): as usbfs's, limited; counted for tests. */
+	size_t dev_mem_limit, dev_mem_bytes;
+	int dev_mem_left_at_close;
 	unsigned ndevs;
 	uint8_t next_devnum;
 	struct sim_device devs[SIM_MAX_DEVICES];
@@ -876,6 +883,7 @@ static int sim_open(struct backend *b, const char *busid, struct bk_handle **out
 	h->generation = dev->generation;
 	h->next = sb->handles;
 	sb->handles = h;
+	h->serial = ++sb->next_serial;
 	pthread_mutex_unlock(&sb->lock);
 	*out = &h->base;
 	return 0;
@@ -912,11 +920,95 @@ static void sim_close(struct bk_handle *bh)
 			break;
 		}
 	}
+	sb->dev_mem_left_at_close += (int)h->dev_mem_live;
+	unsigned mem_left = h->dev_mem_live;
 	pthread_mutex_unlock(&sb->lock);
 	if (leftover > 0)
 		log_warn("sim: close with %d transfers pending; they fail with ESHUTDOWN",
 			 leftover);
+	if (mem_left > 0)
+		log_warn("sim: close with %u device memory buffers not given back", mem_left);
 	free(h);
+}
+
+/* Device memory: a header before the buffer names its backend and handle,
+ * so a buffer given back late (its handle closed) is still counted. */
+struct sim_mem {
+	struct sim_backend *sb;
+	uint64_t serial;
+	size_t len;
+	max_align_t align[]; /* the buffer */
+};
+
+static void *sim_buf_alloc(struct bk_handle *bh, size_t len)
+{
+	struct sim_handle *h = handle_of(bh);
+	struct sim_backend *sb = h->sb;
+	struct sim_mem *m = NULL;
+
+	pthread_mutex_lock(&sb->lock);
+	bool room = len > 0 && len <= sb->dev_mem_limit - sb->dev_mem_bytes &&
+		    sb->dev_mem_bytes <= sb->dev_mem_limit;
+	if (room)
+		m = malloc(sizeof(*m) + len);
+	if (m != NULL) {
+		m->sb = sb;
+		m->serial = h->serial;
+		m->len = len;
+		sb->dev_mem_bytes += len;
+		h->dev_mem_live++;
+	}
+	pthread_mutex_unlock(&sb->lock);
+	return m != NULL ? (void *)m->align : NULL;
+}
+
+static void sim_buf_free(struct bk_handle *bh, void *p, size_t len)
+{
+	(void)bh; /* may be closed already: the header says whose it is */
+	if (p == NULL)
+		return;
+	struct sim_mem *m = (struct sim_mem *)((char *)p - offsetof(struct sim_mem, align));
+	struct sim_backend *sb = m->sb;
+
+	pthread_mutex_lock(&sb->lock);
+	if (m->len != len)
+		log_error("sim: device memory given back with length %zu, taken with %zu", len,
+			  m->len);
+	sb->dev_mem_bytes -= m->len;
+	for (struct sim_handle *h = sb->handles; h != NULL; h = h->next)
+		if (h->serial == m->serial)
+			h->dev_mem_live--;
+	pthread_mutex_unlock(&sb->lock);
+	free(m);
+}
+
+void sim_set_dev_mem_limit(struct backend *b, size_t bytes)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	sb->dev_mem_limit = bytes;
+	pthread_mutex_unlock(&sb->lock);
+}
+
+size_t sim_dev_mem_bytes(struct backend *b)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	size_t n = sb->dev_mem_bytes;
+	pthread_mutex_unlock(&sb->lock);
+	return n;
+}
+
+int sim_dev_mem_left_at_close(struct backend *b)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	int n = sb->dev_mem_left_at_close;
+	pthread_mutex_unlock(&sb->lock);
+	return n;
 }
 
 static int sim_get_active_config(struct bk_handle *bh, uint8_t *buf, size_t n)
@@ -1303,6 +1395,8 @@ static const struct backend_ops sim_ops = {
 	.enumerate = sim_enumerate,
 	.open = sim_open,
 	.close = sim_close,
+	.buf_alloc = sim_buf_alloc,
+	.buf_free = sim_buf_free,
 	.get_active_config = sim_get_active_config,
 	.set_configuration = sim_set_configuration,
 	.claim_interface = sim_claim_interface,
@@ -1359,6 +1453,7 @@ struct backend *sim_backend_new(const char *spec)
 	list_init(&sb->pending);
 	list_init(&sb->work);
 	sb->next_devnum = SIM_FIRST_DEVNUM;
+	sb->dev_mem_limit = SIZE_MAX;
 
 	for (int i = 0; i < count; i++) {
 		struct sim_device *dev = &sb->devs[i];

@@ -130,6 +130,15 @@ int sim_pipe_bystanders(struct backend *b);
 int sim_wedge_next(struct backend *b, const char *busid, uint8_t endpoint);
 int sim_unwedge(struct backend *b, const char *busid);
 
+/* Device memory (backend_ops.buf_alloc), malloc'ed behind a header: at
+ * most `bytes` out at once (default: no limit; 0: none at all), as usbfs's
+ * memory limit refuses more. sim_dev_mem_bytes: bytes out now;
+ * sim_dev_mem_left_at_close: buffers still out when their handle closed
+ * (the server must give them back first). */
+void sim_set_dev_mem_limit(struct backend *b, size_t bytes);
+size_t sim_dev_mem_bytes(struct backend *b);
+int sim_dev_mem_left_at_close(struct backend *b);
+
 /* Counters for leak checks in tests: transfers submitted but not yet
  * completed, and interfaces currently claimed, over all handles. */
 int sim_pending_transfers(struct backend *b);

@@ -37,6 +37,15 @@ int engine_add(struct engine *e, struct session *s);
 /* Wakes the loop (any thread; cheap on the loop's own thread). */
 void engine_wake(struct engine *e);
 
+/* Busy polling: after the loop found work it keeps polling without
+ * sleeping for up to usec microseconds (0, the default: never) before it
+ * blocks. Lower latency per URB for a CPU kept busy while a device is in
+ * use. Any thread. */
+void engine_set_busy_poll(struct engine *e, unsigned usec);
+
+/* How many of the loop's polls were not allowed to sleep (tests). */
+unsigned long engine_busy_polls(const struct engine *e);
+
 /* True on the engine's own thread. */
 bool engine_on_thread(const struct engine *e);
 

@@ -202,6 +202,11 @@ int server_notify_port(const struct server *srv)
 	return srv->notify ? notify_hub_port(srv->notify) : -1;
 }
 
+unsigned long server_busy_polls(const struct server *srv)
+{
+	return srv->engine ? engine_busy_polls(srv->engine) : 0;
+}
+
 int server_port(const struct server *srv)
 {
 	return srv->n_listen > 0 ? net_local_port(srv->listen_fds[0]) : -1;
@@ -699,6 +704,8 @@ int server_start(struct server *srv)
 	if (rc < 0)
 		goto err_free_notify;
 	srv->engine = engine_new(srv->backend);
+	if (srv->engine)
+		engine_set_busy_poll(srv->engine, srv->cfg.busy_poll_us);
 	if (!srv->engine || engine_start(srv->engine) < 0) {
 		rc = -ENOMEM;
 		goto err_stop_backend;

@@ -48,6 +48,9 @@ struct server_config {
 	 * an import does not wait for them to let go. Default off: a device
 	 * stays usable here until a client imports it. */
 	bool detach_on_export;
+	/* engine_set_busy_poll(): microseconds the loop polls without
+	 * sleeping after work; 0, the default, never. */
+	unsigned busy_poll_us;
 	/* Optional, not owned, must outlive the server: per-device counters
 	 * (metrics.h) and the --trace sink (trace.h). */
 	struct metrics *metrics;
@@ -83,6 +86,9 @@ int server_start(struct server *srv);
 
 /* The TCP port actually bound (useful with port "0"). */
 int server_port(const struct server *srv);
+
+/* engine_busy_polls() of the server's engine (tests). */
+unsigned long server_busy_polls(const struct server *srv);
 
 struct export_table *server_exports(struct server *srv);
 

@@ -19,6 +19,7 @@ enum {
 	OPT_NOTIFY_TOKEN, OPT_NOTIFY_TOKEN_FILE, OPT_NO_NOTIFY, OPT_ALLOW_CLIENT,
 	OPT_NO_IMPORT_AUTH, OPT_IMPORT_AUTH_GRACE, OPT_CONTROL, OPT_METRICS, OPT_TRACE,
 	OPT_JSON, OPT_LOCAL, OPT_NO_ANNOUNCE, OPT_ANNOUNCE_NAME, OPT_DETACH_ON_EXPORT,
+	OPT_BUSY_POLL, OPT_NO_ZERO_COPY,
 	OPT_SIM_DARWIN, OPT_SYSLOG,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PSK_FILE, OPT_TLS_OPTIONAL,
 	OPT_ALLOW_CLIENT_DEVICE,
@@ -35,6 +36,8 @@ static const struct option longopts[] = {
 	{ "rescan-ms", required_argument, NULL, OPT_RESCAN_MS },
 	{ "max-urbs", required_argument, NULL, OPT_MAX_URBS },
 	{ "detach-on-export", no_argument, NULL, OPT_DETACH_ON_EXPORT },
+	{ "busy-poll", required_argument, NULL, OPT_BUSY_POLL },
+	{ "no-zero-copy", no_argument, NULL, OPT_NO_ZERO_COPY },
 	{ "allow", required_argument, NULL, OPT_ALLOW },
 	{ "deny", required_argument, NULL, OPT_DENY },
 	{ "notify-listen", required_argument, NULL, OPT_NOTIFY_LISTEN },
@@ -102,6 +105,12 @@ static void usage(FILE *out)
 		"                        as it is exported, as `usbip bind` does, so an\n"
 		"                        import does not wait for them (default: only when\n"
 		"                        a client imports it)\n"
+		"      --busy-poll USEC  after work, poll for up to USEC microseconds without\n"
+		"                        sleeping: lower latency per URB for a CPU kept busy\n"
+		"                        while a device is in use, 0..100000 (default 0: off)\n"
+		"      --no-zero-copy    keep transfer buffers in ordinary memory, not in the\n"
+		"                        device's (usbfs) memory, which saves a copy per\n"
+		"                        transfer (default: device memory where there is some)\n"
 		"      --allow RULE      export only devices matching an allow rule\n"
 		"      --deny RULE       never export devices matching RULE (wins over\n"
 		"                        --allow); both repeatable. RULE is VID[:PID[:SERIAL]]\n"
@@ -271,6 +280,16 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 		return 0;
 	case OPT_DETACH_ON_EXPORT:
 		o->server.detach_on_export = true;
+		return 0;
+	case OPT_BUSY_POLL:
+		if (!parse_uint(arg, 0, 100000, &n)) {
+			opt_bad_value(src, opt, arg, "want 0..100000 (microseconds)");
+			return 2;
+		}
+		o->server.busy_poll_us = (unsigned)n;
+		return 0;
+	case OPT_NO_ZERO_COPY:
+		o->libusb.no_dev_mem = true;
 		return 0;
 	case OPT_ALLOW:
 	case OPT_DENY:

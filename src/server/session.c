@@ -310,16 +310,17 @@ void session_free(struct session *s)
 {
 	if (!s)
 		return;
-	if (s->handle) {
-		session_release_all(s);
-		s->backend->ops->close(s->handle);
-	}
 	/* A command whose body was still coming when the input ended: its
-	 * URB was never started, so nothing else gives it back. */
+	 * URB was never started, so nothing else gives it back. The pool goes
+	 * before the handle: its device memory is given back through it. */
 	if (s->rx_urb)
 		session_urb_put(s, s->rx_urb);
 	s->rx_urb = NULL;
 	session_urb_pool_free(s);
+	if (s->handle) {
+		session_release_all(s);
+		s->backend->ops->close(s->handle);
+	}
 	pthread_cond_destroy(&s->work_cond);
 	pthread_mutex_destroy(&s->work_lock);
 	pthread_mutex_destroy(&s->post_lock);

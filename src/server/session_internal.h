@@ -73,6 +73,7 @@ struct urb {
 	struct bk_transfer xfer;
 	uint8_t *buf;              /* control: setup first; then data, iso descs */
 	size_t buf_cap;            /* kept across reuse from the pool */
+	struct bk_handle *buf_dev; /* buf is this handle's device memory, or NULL: heap */
 	size_t cost;               /* bytes charged to the session budget */
 	int32_t fail;              /* a status decided before submitting, or 0 */
 	bool special;              /* a request the worker runs (ctrl_request.h) */
@@ -103,6 +104,13 @@ struct urb {
 #define SESSION_POOL_MAX 64u           /* URBs kept for reuse */
 #define SESSION_EARLY_UNLINKS 16u      /* unlinks waiting for their submit */
 #define SESSION_POOL_BYTES (4u * 1024u * 1024u) /* buffer bytes kept for reuse */
+/* Of those, device memory (backend buf_alloc): it counts against usbfs's
+ * system-wide limit (16 MiB by default) while kept, so less of it. */
+#define SESSION_POOL_DEV_BYTES (1024u * 1024u)
+/* Smaller buffers stay on the heap: copying them costs less than the page
+ * of device memory each would take. */
+#define SESSION_DEV_MEM_MIN 4096u
+#define SESSION_POOL_LOOK 8u /* pooled URBs looked at for a big enough buffer */
 
 /* An endpoint as the current settings have it, found in O(1) per URB. */
 #define SESSION_ROUTES 32 /* endpoint number | 0x10 for IN */
@@ -169,6 +177,7 @@ struct session {
 	struct urb *hash[SESSION_HASH_SIZE];
 	struct urb *pool;
 	unsigned pool_n;
+	size_t pool_dev_bytes;
 	size_t pool_bytes;
 
 	unsigned n_urbs;            /* URBs charged to the budget */

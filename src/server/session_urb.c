@@ -29,32 +29,83 @@ static void free_iso(struct urb *u)
 	u->iso_out = NULL;
 }
 
+/* A data buffer: the device's own memory where the backend has some and
+ * the buffer is big enough to be worth it (backend.h, buf_alloc), else
+ * the heap. Device memory comes in powers of two: a new one is a mapping
+ * (two syscalls and zeroed pages), so URBs of varying lengths should find
+ * a pooled one that fits. */
+static bool buf_new(struct session *s, struct urb *u, size_t len)
+{
+	const struct backend_ops *ops = s->backend ? s->backend->ops : NULL;
+	u->buf_dev = NULL;
+	u->buf_cap = len ? len : 1;
+	if (len >= SESSION_DEV_MEM_MIN && s->handle && ops && ops->buf_alloc) {
+		size_t cap = SESSION_DEV_MEM_MIN;
+		while (cap < len)
+			cap *= 2;
+		u->buf = ops->buf_alloc(s->handle, cap);
+		if (u->buf) {
+			u->buf_cap = cap;
+			u->buf_dev = s->handle;
+			return true;
+		}
+	}
+	u->buf = malloc(u->buf_cap);
+	return u->buf != NULL;
+}
+
+static void buf_release(struct urb *u)
+{
+	if (u->buf_dev)
+		u->buf_dev->backend->ops->buf_free(u->buf_dev, u->buf, u->buf_cap);
+	else
+		free(u->buf);
+	u->buf = NULL;
+	u->buf_dev = NULL;
+	u->buf_cap = 0;
+}
+
+/* The pooled URB to reuse for buf_len: among the first few, one whose
+ * buffer is big enough (replacing a buffer costs more than a short look),
+ * else the first. */
+static struct urb **pool_pick(struct session *s, size_t buf_len)
+{
+	struct urb **pp = &s->pool;
+	for (unsigned i = 0; i < SESSION_POOL_LOOK && *pp; i++, pp = &(*pp)->qnext)
+		if ((*pp)->buf_cap >= buf_len)
+			return pp;
+	return &s->pool;
+}
+
 struct urb *session_urb_get(struct session *s, size_t buf_len)
 {
-	struct urb *u = s->pool;
+	struct urb **pp = pool_pick(s, buf_len);
+	struct urb *u = *pp;
 	if (u) {
-		s->pool = u->qnext;
+		*pp = u->qnext;
 		s->pool_n--;
 		s->pool_bytes -= u->buf_cap;
+		if (u->buf_dev)
+			s->pool_dev_bytes -= u->buf_cap;
 	} else {
 		u = calloc(1, sizeof(*u));
 		if (!u)
 			return NULL;
 	}
 	if (u->buf_cap < buf_len || !u->buf) {
-		free(u->buf);
-		u->buf_cap = buf_len ? buf_len : 1;
-		u->buf = malloc(u->buf_cap);
-		if (!u->buf) {
+		buf_release(u);
+		if (!buf_new(s, u, buf_len)) {
 			free(u);
 			return NULL;
 		}
 	}
 	uint8_t *buf = u->buf;
 	size_t cap = u->buf_cap;
+	struct bk_handle *dev = u->buf_dev;
 	memset(u, 0, sizeof(*u));
 	u->buf = buf;
 	u->buf_cap = cap;
+	u->buf_dev = dev;
 	u->s = s;
 	u->state = URB_RX;
 	u->unlink_seqnum = u->unlink_inline;
@@ -93,27 +144,32 @@ void session_urb_put(struct session *s, struct urb *u)
 	free_iso(u);
 	free_unlinks(u);
 	u->state = URB_FREE;
-	if (s->pool_n < SESSION_POOL_MAX && s->pool_bytes + u->buf_cap <= SESSION_POOL_BYTES) {
+	size_t dev = u->buf_dev ? u->buf_cap : 0;
+	if (s->pool_n < SESSION_POOL_MAX && s->pool_bytes + u->buf_cap <= SESSION_POOL_BYTES &&
+	    s->pool_dev_bytes + dev <= SESSION_POOL_DEV_BYTES) {
 		u->qnext = s->pool;
 		s->pool = u;
 		s->pool_n++;
 		s->pool_bytes += u->buf_cap;
+		s->pool_dev_bytes += dev;
 		return;
 	}
-	free(u->buf);
+	buf_release(u);
 	free(u);
 }
 
+/* Before the device's handle closes: device memory is given back through it. */
 void session_urb_pool_free(struct session *s)
 {
 	while (s->pool) {
 		struct urb *u = s->pool;
 		s->pool = u->qnext;
-		free(u->buf);
+		buf_release(u);
 		free(u);
 	}
 	s->pool_n = 0;
 	s->pool_bytes = 0;
+	s->pool_dev_bytes = 0;
 }
 
 static struct urb **bucket(struct session *s, uint32_t seqnum)
@@ -298,7 +354,7 @@ static void free_orphan(struct urb *u)
 {
 	free_iso(u);
 	free_unlinks(u);
-	free(u->buf);
+	buf_release(u); /* the handle outlives a pending transfer (backend.h) */
 	free(u);
 }
 

@@ -55,23 +55,34 @@ static void collect_trace(void *ctx, const char *line)
 	pthread_mutex_unlock(&l->lock);
 }
 
-static int start_fixture_opts(void **state, const char *host, unsigned max_urbs, bool trace,
-			      bool detach_on_export)
+/* Fixture settings beyond the defaults (zero: the default). */
+struct fixture_opts {
+	unsigned max_urbs;
+	bool trace, detach_on_export;
+	unsigned busy_poll_us;
+	bool dev_mem_limited;
+	size_t dev_mem_limit;
+};
+
+static int start_fixture_with(void **state, const char *host, const struct fixture_opts *o)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	pthread_mutex_init(&f->lines.lock, NULL);
-	f->trace = (struct trace){ .enabled = trace, .emit = collect_trace, .ctx = &f->lines };
+	f->trace = (struct trace){ .enabled = o->trace, .emit = collect_trace, .ctx = &f->lines };
 	f->sim = sim_backend_new("zero,zero");
 	assert_non_null(f->sim);
+	if (o->dev_mem_limited)
+		sim_set_dev_mem_limit(f->sim, o->dev_mem_limit);
 	struct server_config cfg;
 	server_config_defaults(&cfg);
 	cfg.host = host;
 	cfg.port = "0";
-	if (max_urbs)
-		cfg.limits.max_urbs = max_urbs;
+	if (o->max_urbs)
+		cfg.limits.max_urbs = o->max_urbs;
 	cfg.trace = &f->trace;
-	cfg.detach_on_export = detach_on_export;
+	cfg.detach_on_export = o->detach_on_export;
+	cfg.busy_poll_us = o->busy_poll_us;
 	f->host = host;
 	f->srv = server_new(f->sim, &cfg);
 	assert_non_null(f->srv);
@@ -83,17 +94,40 @@ static int start_fixture_opts(void **state, const char *host, unsigned max_urbs,
 
 static int start_fixture(void **state, const char *host, unsigned max_urbs)
 {
-	return start_fixture_opts(state, host, max_urbs, false, false);
+	return start_fixture_with(state, host, &(struct fixture_opts){ .max_urbs = max_urbs });
 }
 
 static int setup_trace(void **state)
 {
-	return start_fixture_opts(state, "127.0.0.1", 0, true, false);
+	return start_fixture_with(state, "127.0.0.1", &(struct fixture_opts){ .trace = true });
 }
 
 static int setup_detach_on_export(void **state)
 {
-	return start_fixture_opts(state, "127.0.0.1", 0, false, true);
+	return start_fixture_with(state, "127.0.0.1",
+				  &(struct fixture_opts){ .detach_on_export = true });
+}
+
+enum { BUSY_POLL_US = 5000 };
+
+static int setup_busy_poll(void **state)
+{
+	return start_fixture_with(state, "127.0.0.1",
+				  &(struct fixture_opts){ .busy_poll_us = BUSY_POLL_US });
+}
+
+static int setup_no_dev_mem(void **state)
+{
+	return start_fixture_with(state, "127.0.0.1", &(struct fixture_opts){
+		.dev_mem_limited = true, .dev_mem_limit = 0 });
+}
+
+enum { DEV_MEM_LIMIT = 100 * 1024 };
+
+static int setup_little_dev_mem(void **state)
+{
+	return start_fixture_with(state, "127.0.0.1", &(struct fixture_opts){
+		.dev_mem_limited = true, .dev_mem_limit = DEV_MEM_LIMIT });
 }
 
 static int setup(void **state)
@@ -121,6 +155,9 @@ static int teardown(void **state)
 	 * interface released. */
 	assert_int_equal(sim_pending_transfers(f->sim), 0);
 	assert_int_equal(sim_claimed_interfaces(f->sim), 0);
+	/* Device memory all given back, and before its handle closed. */
+	assert_int_equal(sim_dev_mem_bytes(f->sim), 0);
+	assert_int_equal(sim_dev_mem_left_at_close(f->sim), 0);
 	f->sim->ops->destroy(f->sim);
 	pthread_mutex_destroy(&f->lines.lock);
 	free(f);
@@ -203,6 +240,130 @@ static void bulk(struct uc_conn *c, uint32_t seq, uint32_t dir, uint32_t ep, uin
 		.out_data = out,
 	};
 	do_urb(c, &u, r);
+}
+
+/* ---- Transfer buffers and busy polling ---------------------------------- */
+
+/* Waits until the server has given every device buffer back (its session
+ * ends a moment after the client closes). */
+static size_t dev_mem_after_close(struct fixture *f)
+{
+	for (int i = 0; i < 300 && sim_dev_mem_bytes(f->sim) > 0; i++)
+		sleep_ms(10);
+	return sim_dev_mem_bytes(f->sim);
+}
+
+/* Bulk IN of len on 1-1's source (bytes j % 63), n at once; checks every byte. */
+static void bulk_in_checked(struct uc_conn *c, uint32_t *seq, uint32_t len, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct uc_urb u = { .seqnum = (*seq)++, .devid = uc_devid(c),
+				    .direction = USBIP_DIR_IN, .ep = 1, .buffer_length = len,
+				    .transfer_flags = USBIP_URB_DIR_IN };
+		assert_int_equal(uc_submit(c, &u), 0);
+	}
+	for (int i = 0; i < n; i++) {
+		struct uc_reply r;
+		assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.actual_length, len);
+		for (uint32_t j = 0; j < len; j++)
+			if (r.data[j] != j % 63)
+				fail_msg("seqnum %u: byte %u is %u", r.seqnum, j, r.data[j]);
+		uc_reply_free(&r);
+	}
+}
+
+static void test_device_memory_for_big_buffers(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	uint32_t seq = 1;
+
+	/* Small buffers stay on the heap. */
+	bulk_in_checked(c, &seq, 512, 4);
+	assert_int_equal(sim_dev_mem_bytes(f->sim), 0);
+
+	/* Big ones use the device's memory, in and out, and keep it while
+	 * pooled for the next URB. */
+	bulk_in_checked(c, &seq, 65536, 4);
+	uint8_t *out = malloc(65536);
+	assert_non_null(out);
+	memset(out, 0x5a, 65536);
+	struct uc_reply r;
+	bulk(c, seq++, USBIP_DIR_OUT, 1, 65536, 0, out, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, 65536);
+	uc_reply_free(&r);
+	free(out);
+	size_t held = sim_dev_mem_bytes(f->sim);
+	assert_true(held >= 65536);
+	assert_true(held <= 1024 * 1024); /* the pool's share of it */
+
+	uc_close(c);
+	assert_int_equal(dev_mem_after_close(f), 0);
+	assert_int_equal(sim_dev_mem_left_at_close(f->sim), 0);
+}
+
+static void test_device_memory_refused(void **state)
+{
+	struct fixture *f = *state; /* the sim has none to give */
+	struct uc_conn *c = import_dev(f, "1-1");
+	uint32_t seq = 1;
+
+	bulk_in_checked(c, &seq, 65536, 8);
+	assert_int_equal(sim_dev_mem_bytes(f->sim), 0);
+	uc_close(c);
+}
+
+static void test_device_memory_runs_out(void **state)
+{
+	struct fixture *f = *state; /* room for one 64 KiB buffer at a time */
+	struct uc_conn *c = import_dev(f, "1-1");
+	uint32_t seq = 1;
+
+	for (int round = 0; round < 3; round++)
+		bulk_in_checked(c, &seq, 65536, 8);
+	assert_true(sim_dev_mem_bytes(f->sim) <= DEV_MEM_LIMIT);
+	uc_close(c);
+	assert_int_equal(dev_mem_after_close(f), 0);
+}
+
+static void control_round_trips(struct uc_conn *c, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct uc_reply r;
+		control(c, (uint32_t)i + 1, 0x80, 6, 0x0100, 0, 18, NULL, &r); /* device descriptor */
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.actual_length, 18);
+		uc_reply_free(&r);
+	}
+}
+
+static void test_busy_poll_then_sleep(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+
+	control_round_trips(c, 50);
+	/* The loop polled without sleeping between the URBs... */
+	assert_true(server_busy_polls(f->srv) > 0);
+	/* ...and sleeps once the window after the last one is over. */
+	sleep_ms(BUSY_POLL_US / 1000 * 10);
+	unsigned long idle = server_busy_polls(f->srv);
+	sleep_ms(300);
+	assert_int_equal(server_busy_polls(f->srv), idle);
+	uc_close(c);
+}
+
+static void test_no_busy_poll_by_default(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+
+	control_round_trips(c, 50);
+	assert_int_equal(server_busy_polls(f->srv), 0);
+	uc_close(c);
 }
 
 /* ---- Operations -------------------------------------------------------- */
@@ -1534,6 +1695,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unlink_before_its_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6, setup_ipv6, teardown),
+		cmocka_unit_test_setup_teardown(test_device_memory_for_big_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_memory_refused, setup_no_dev_mem,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_device_memory_runs_out, setup_little_dev_mem,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_busy_poll_then_sleep, setup_busy_poll, teardown),
+		cmocka_unit_test_setup_teardown(test_no_busy_poll_by_default, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("server_sim", tests, NULL, NULL);
 }
