@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,8 +233,12 @@ static void *engine_main(void *arg)
 		}
 
 		bool spin = timeout != 0 && busy_polling(e);
-		if (spin)
+		if (spin) {
 			atomic_fetch_add(&e->spins, 1);
+			/* Spinning must not keep the threads it waits for (the
+			 * device's driver, the client on this machine) off this CPU. */
+			sched_yield();
+		}
 		int r = poll(pfd, (nfds_t)n, spin ? 0 : timeout);
 		if (r > 0) {
 			e->spin_armed = true;

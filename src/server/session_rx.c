@@ -17,6 +17,11 @@
 
 /* A body remainder at least this big is read straight into the URB. */
 #define RX_DIRECT_MIN (16u * 1024u)
+/* A read into the buffer takes at most this much: the rest of a big OUT
+ * payload behind a header then goes straight into its URB, copied once
+ * less (the kernel's server reads it into the URB too). Still hundreds of
+ * small commands per read. */
+#define RX_BUFFERED_MAX RX_DIRECT_MIN
 #define RX_READS_PER_TURN 4
 
 bool session_rx_blocked(const struct session *s)
@@ -366,6 +371,8 @@ void session_rx_read(struct session *s)
 			room = SESSION_RX_SIZE - s->rx_len;
 			if (room == 0)
 				return; /* parse first (only while blocked) */
+			if (room > RX_BUFFERED_MAX)
+				room = RX_BUFFERED_MAX;
 		}
 		ssize_t r = recv(s->fd, dst, room, 0);
 		if (r < 0 && errno == EINTR)

@@ -99,6 +99,11 @@ require "vhci write/read of $SIZE_MB MiB (O_DIRECT)" rw_pass "vhci $vdisk" "$vdi
 check "vhci read-back equals the data" same_sum "$DATA" "$BACK"
 check "the data reached the gadget's backing file" image_has_data
 rm -f "$BACK"
+# Our server keeps big transfer buffers in the device's own usbfs memory (no
+# copy between it and the kernel per transfer): a mapping of the device's
+# /dev/bus/usb file, held by the session's pool while it lasts.
+usbfs_mapped() { grep -q ' /dev/bus/usb/[0-9]*/[0-9]*$' "/proc/$server_pid/maps"; }
+[ "$E2E_SERVER" != ours ] || check "transfer buffers in usbfs memory (zero copy)" usbfs_mapped
 info "throughput ratio vhci/local: write $(awk -v a="$W_MBS" -v b="$LW" 'BEGIN { printf "%.2f", a / b }')," \
 	"read $(awk -v a="$R_MBS" -v b="$LR" 'BEGIN { printf "%.2f", a / b }') (server: $E2E_SERVER)"
 rm -f "$DATA"
@@ -139,19 +144,20 @@ check "attached copy is gone" wait_for 20 usb_not_found 1d6b 0104 vhci
 # By default our server takes usb-storage from the local copy at import and
 # gives it back when the session ends; with --detach-on-export it takes it
 # as soon as it exports the device (as `usbip bind` does) and gives it back
-# when it stops.
+# when it stops. That second server also runs with --no-zero-copy.
 has_local_disk() { usb_blockdev "$local_dev" >/dev/null; }
 if [ "$E2E_SERVER" = ours ]; then
 	check "the local disk is back after the session" wait_for 30 has_local_disk
 	server_stop $BUSID
-	E2E_OURS_CMD="$(ours_cmd) --detach-on-export"
+	E2E_OURS_CMD="$(ours_cmd) --detach-on-export --no-zero-copy"
 	require "server exports $BUSID with --detach-on-export" server_start $BUSID
 	check "--detach-on-export: usb-storage left before any import" wait_for 20 no_local_disk
 	require "usbip attach -b $BUSID (drivers taken at export)" client_attach 127.0.0.1 $BUSID
 	copy=$(usb_find_wait 1d6b 0104 vhci 30)
 	vdisk=$(usb_wait_blockdev "$copy" 60)
 	check "vhci disk readable (drivers taken at export)" \
-		run_t 30 dd if="$vdisk" of=/dev/null bs=4096 count=1 iflag=direct status=none
+		run_t 30 dd if="$vdisk" of=/dev/null bs=1M count=4 iflag=direct status=none
+	check "--no-zero-copy: transfer buffers in ordinary memory" eval '! usbfs_mapped'
 	check "usbip detach (drivers taken at export)" client_detach_all
 	check "detach frees the vhci port again" wait_for 20 vhci_ports_free
 	check "after the session the server takes usb-storage again" wait_for 20 no_local_disk
