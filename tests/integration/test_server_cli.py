@@ -75,6 +75,8 @@ class Cli(unittest.TestCase):
             (["--control", "relative.sock"], "relative.sock"),
             (["--log-level", "loud"], "loud"),
             (["--notify-heartbeat", "0"], "notify-heartbeat"),
+            (["--busy-poll", "100001"], "100001"),
+            (["--busy-poll", "-5"], "-5"),
         ]
         for args, needle in cases:
             r = run("-c", "/dev/null", *args)
