@@ -48,10 +48,12 @@ static struct lu_handle *to_lh(struct bk_handle *h)
 
 void libusb_backend_options_init(struct libusb_backend_options *opt)
 {
-	opt->rescan_interval_ms = LIBUSB_BACKEND_DEFAULT_RESCAN_MS;
-	opt->include_vhci = false;
-	opt->use_hotplug = true;
-	opt->sysfs_root = LIBUSB_BACKEND_DEFAULT_SYSFS_ROOT;
+	/* A compound literal: a field added later starts zeroed, not as garbage. */
+	*opt = (struct libusb_backend_options){
+		.rescan_interval_ms = LIBUSB_BACKEND_DEFAULT_RESCAN_MS,
+		.use_hotplug = true,
+		.sysfs_root = LIBUSB_BACKEND_DEFAULT_SYSFS_ROOT,
+	};
 }
 
 /* ---- Hotplug and rescan ------------------------------------------------ */

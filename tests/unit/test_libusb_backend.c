@@ -486,6 +486,19 @@ static void count_hotplug(void *ctx, enum bk_hotplug_event ev, const struct bk_d
 		c->left++;
 }
 
+static void test_options_init_sets_every_field(void **state)
+{
+	(void)state;
+	struct libusb_backend_options opt;
+	memset(&opt, 0xa5, sizeof(opt)); /* what a stack variable may hold */
+	libusb_backend_options_init(&opt);
+	assert_int_equal(opt.rescan_interval_ms, LIBUSB_BACKEND_DEFAULT_RESCAN_MS);
+	assert_false(opt.include_vhci);
+	assert_true(opt.use_hotplug);
+	assert_false(opt.no_dev_mem); /* zero copy on by default */
+	assert_string_equal(opt.sysfs_root, LIBUSB_BACKEND_DEFAULT_SYSFS_ROOT);
+}
+
 static void test_new_and_enumerate(void **state)
 {
 	(void)state;
@@ -1425,6 +1438,7 @@ int main(void)
 		cmocka_unit_test(test_fill_result),
 		cmocka_unit_test(test_fill_result_iso),
 		cmocka_unit_test(test_submit_rejects),
+		cmocka_unit_test(test_options_init_sets_every_field),
 		cmocka_unit_test(test_new_and_enumerate),
 		cmocka_unit_test(test_open_unknown),
 		cmocka_unit_test(test_start_stop),
