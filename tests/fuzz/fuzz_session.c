@@ -111,6 +111,7 @@ struct run {
 	struct req req[MAX_REQ];
 	unsigned n;
 	unsigned owed; /* requests without their answer */
+	unsigned max_waiting; /* unlinks of pending URBs the session allows */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
 };
@@ -343,10 +344,29 @@ static void submit(struct run *r, uint8_t kind, uint8_t lenb)
 	send_msg(r, msg, n);
 }
 
+/* Unlinks sent for URBs not yet answered, as far as we know: at least as
+ * many as wait at the session (some victims may have completed there). */
+static unsigned unlinks_waiting(const struct run *r)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < r->n; i++) {
+		const struct req *q = &r->req[i];
+		if (!q->unlink || q->state != R_PENDING)
+			continue;
+		const struct req *v = find((struct run *)r, q->victim);
+		n += v && !v->unlink && v->state == R_PENDING;
+	}
+	return n;
+}
+
 static void unlink_req(struct run *r, uint32_t victim)
 {
 	struct req *v = find(r, victim);
 	if (v && (v->unlink || v->n_unlinks == MAX_UNLINKS_PER_URB))
+		return;
+	/* More waiting unlinks than twice the URBs allowed close the session
+	 * by design (no client could have that many: docs/engine.md). */
+	if (v && v->state == R_PENDING && unlinks_waiting(r) >= r->max_waiting)
 		return;
 	struct req *q = new_req(r);
 	if (!q)
@@ -415,6 +435,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r->fd = sv[1];
 	r->devid = usbip_devid(info.busnum, info.devnum);
 	r->next_seq = 1;
+	r->max_waiting = 2 * limits.max_urbs;
 	bool gone = false;
 	size_t i = 1;
 	while (i < size && !gone) {
