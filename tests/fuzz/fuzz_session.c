@@ -365,7 +365,13 @@ static void unlink_req(struct run *r, uint32_t victim)
 	if (v && (v->unlink || v->n_unlinks == MAX_UNLINKS_PER_URB))
 		return;
 	/* More waiting unlinks than twice the URBs allowed close the session
-	 * by design (no client could have that many: docs/engine.md). */
+	 * by design (no client could have that many: docs/engine.md). Ours
+	 * are cancels at the device, answered soon: read those answers first
+	 * (our count lags behind the session's), and hold this one back only
+	 * if they do not come. */
+	for (int tries = 0; v && v->state == R_PENDING && tries < 20 &&
+			    unlinks_waiting(r) >= r->max_waiting; tries++)
+		check(pump_in(r, 50) >= 0);
 	if (v && v->state == R_PENDING && unlinks_waiting(r) >= r->max_waiting)
 		return;
 	struct req *q = new_req(r);
