@@ -142,6 +142,7 @@ struct sim_backend {
 	uint64_t next_serial;
 	/* Device memory (buf_alloc): as usbfs's, limited; counted for tests. */
 	size_t dev_mem_limit, dev_mem_bytes;
+	unsigned long dev_mem_allocs;
 	int dev_mem_left_at_close;
 	unsigned ndevs;
 	uint8_t next_devnum;
@@ -956,6 +957,7 @@ static void *sim_buf_alloc(struct bk_handle *bh, size_t len)
 		m->serial = h->serial;
 		m->len = len;
 		sb->dev_mem_bytes += len;
+		sb->dev_mem_allocs++;
 		h->dev_mem_live++;
 	}
 	pthread_mutex_unlock(&sb->lock);
@@ -997,6 +999,16 @@ size_t sim_dev_mem_bytes(struct backend *b)
 
 	pthread_mutex_lock(&sb->lock);
 	size_t n = sb->dev_mem_bytes;
+	pthread_mutex_unlock(&sb->lock);
+	return n;
+}
+
+unsigned long sim_dev_mem_allocs(struct backend *b)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	unsigned long n = sb->dev_mem_allocs;
 	pthread_mutex_unlock(&sb->lock);
 	return n;
 }

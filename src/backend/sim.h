@@ -137,6 +137,7 @@ int sim_unwedge(struct backend *b, const char *busid);
  * (the server must give them back first). */
 void sim_set_dev_mem_limit(struct backend *b, size_t bytes);
 size_t sim_dev_mem_bytes(struct backend *b);
+unsigned long sim_dev_mem_allocs(struct backend *b); /* buffers handed out, ever */
 int sim_dev_mem_left_at_close(struct backend *b);
 
 /* Counters for leak checks in tests: transfers submitted but not yet

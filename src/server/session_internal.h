@@ -104,9 +104,11 @@ struct urb {
 #define SESSION_POOL_MAX 64u           /* URBs kept for reuse */
 #define SESSION_EARLY_UNLINKS 16u      /* unlinks waiting for their submit */
 #define SESSION_POOL_BYTES (4u * 1024u * 1024u) /* buffer bytes kept for reuse */
-/* Of those, device memory (backend buf_alloc): it counts against usbfs's
- * system-wide limit (16 MiB by default) while kept, so less of it. */
-#define SESSION_POOL_DEV_BYTES (1024u * 1024u)
+/* Device memory (backend buf_alloc) a session holds at most, pooled or in
+ * use: it counts against usbfs's system-wide limit (16 MiB by default).
+ * Buffers past it are ordinary memory, pooled like any other, so a deep
+ * queue does not map and unmap a buffer per URB. */
+#define SESSION_DEV_BYTES (2u * 1024u * 1024u)
 /* Smaller buffers stay on the heap: copying them costs less than the page
  * of device memory each would take. */
 #define SESSION_DEV_MEM_MIN 4096u
@@ -177,7 +179,7 @@ struct session {
 	struct urb *hash[SESSION_HASH_SIZE];
 	struct urb *pool;
 	unsigned pool_n;
-	size_t pool_dev_bytes;
+	size_t dev_bytes;           /* device memory held, pooled or in use */
 	size_t pool_bytes;
 
 	unsigned n_urbs;            /* URBs charged to the budget */

@@ -43,10 +43,12 @@ static bool buf_new(struct session *s, struct urb *u, size_t len)
 		size_t cap = SESSION_DEV_MEM_MIN;
 		while (cap < len)
 			cap *= 2;
-		u->buf = ops->buf_alloc(s->handle, cap);
+		u->buf = s->dev_bytes + cap <= SESSION_DEV_BYTES ? ops->buf_alloc(s->handle, cap)
+								  : NULL;
 		if (u->buf) {
 			u->buf_cap = cap;
 			u->buf_dev = s->handle;
+			s->dev_bytes += cap;
 			return true;
 		}
 	}
@@ -54,8 +56,11 @@ static bool buf_new(struct session *s, struct urb *u, size_t len)
 	return u->buf != NULL;
 }
 
-static void buf_release(struct urb *u)
+/* s: the URB's session, or NULL once it is gone (an orphan). */
+static void buf_release(struct session *s, struct urb *u)
 {
+	if (u->buf_dev && s)
+		s->dev_bytes -= u->buf_cap;
 	if (u->buf_dev)
 		u->buf_dev->backend->ops->buf_free(u->buf_dev, u->buf, u->buf_cap);
 	else
@@ -85,15 +90,13 @@ struct urb *session_urb_get(struct session *s, size_t buf_len)
 		*pp = u->qnext;
 		s->pool_n--;
 		s->pool_bytes -= u->buf_cap;
-		if (u->buf_dev)
-			s->pool_dev_bytes -= u->buf_cap;
 	} else {
 		u = calloc(1, sizeof(*u));
 		if (!u)
 			return NULL;
 	}
 	if (u->buf_cap < buf_len || !u->buf) {
-		buf_release(u);
+		buf_release(s, u);
 		if (!buf_new(s, u, buf_len)) {
 			free(u);
 			return NULL;
@@ -144,17 +147,14 @@ void session_urb_put(struct session *s, struct urb *u)
 	free_iso(u);
 	free_unlinks(u);
 	u->state = URB_FREE;
-	size_t dev = u->buf_dev ? u->buf_cap : 0;
-	if (s->pool_n < SESSION_POOL_MAX && s->pool_bytes + u->buf_cap <= SESSION_POOL_BYTES &&
-	    s->pool_dev_bytes + dev <= SESSION_POOL_DEV_BYTES) {
+	if (s->pool_n < SESSION_POOL_MAX && s->pool_bytes + u->buf_cap <= SESSION_POOL_BYTES) {
 		u->qnext = s->pool;
 		s->pool = u;
 		s->pool_n++;
 		s->pool_bytes += u->buf_cap;
-		s->pool_dev_bytes += dev;
 		return;
 	}
-	buf_release(u);
+	buf_release(s, u);
 	free(u);
 }
 
@@ -164,12 +164,11 @@ void session_urb_pool_free(struct session *s)
 	while (s->pool) {
 		struct urb *u = s->pool;
 		s->pool = u->qnext;
-		buf_release(u);
+		buf_release(s, u);
 		free(u);
 	}
 	s->pool_n = 0;
 	s->pool_bytes = 0;
-	s->pool_dev_bytes = 0;
 }
 
 static struct urb **bucket(struct session *s, uint32_t seqnum)
@@ -354,7 +353,7 @@ static void free_orphan(struct urb *u)
 {
 	free_iso(u);
 	free_unlinks(u);
-	buf_release(u); /* the handle outlives a pending transfer (backend.h) */
+	buf_release(NULL, u); /* the handle outlives a pending transfer (backend.h) */
 	free(u);
 }
 

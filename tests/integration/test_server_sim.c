@@ -298,7 +298,7 @@ static void test_device_memory_for_big_buffers(void **state)
 	free(out);
 	size_t held = sim_dev_mem_bytes(f->sim);
 	assert_true(held >= 65536);
-	assert_true(held <= 1024 * 1024); /* the pool's share of it */
+	assert_true(held <= 2 * 1024 * 1024); /* a session holds at most 2 MiB of it */
 
 	uc_close(c);
 	assert_int_equal(dev_mem_after_close(f), 0);
@@ -325,6 +325,25 @@ static void test_device_memory_runs_out(void **state)
 	for (int round = 0; round < 3; round++)
 		bulk_in_checked(c, &seq, 65536, 8);
 	assert_true(sim_dev_mem_bytes(f->sim) <= DEV_MEM_LIMIT);
+	uc_close(c);
+	assert_int_equal(dev_mem_after_close(f), 0);
+}
+
+/* A queue deeper than a session's share of device memory: the rest is
+ * ordinary memory, and every buffer is reused, none mapped anew per URB. */
+static void test_device_memory_deep_queue(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	uint32_t seq = 1;
+
+	bulk_in_checked(c, &seq, 65536, 48);
+	unsigned long first = sim_dev_mem_allocs(f->sim);
+	assert_true(first > 0);
+	assert_true(sim_dev_mem_bytes(f->sim) <= 2 * 1024 * 1024);
+	for (int round = 0; round < 4; round++)
+		bulk_in_checked(c, &seq, 65536, 48);
+	assert_int_equal(sim_dev_mem_allocs(f->sim), first);
 	uc_close(c);
 	assert_int_equal(dev_mem_after_close(f), 0);
 }
@@ -1696,6 +1715,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_port_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6, setup_ipv6, teardown),
 		cmocka_unit_test_setup_teardown(test_device_memory_for_big_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_memory_deep_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_memory_refused, setup_no_dev_mem,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_device_memory_runs_out, setup_little_dev_mem,
