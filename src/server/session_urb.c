@@ -59,12 +59,13 @@ static bool buf_new(struct session *s, struct urb *u, size_t len)
 /* s: the URB's session, or NULL once it is gone (an orphan). */
 static void buf_release(struct session *s, struct urb *u)
 {
-	if (u->buf_dev && s)
-		s->dev_bytes -= u->buf_cap;
-	if (u->buf_dev)
+	if (u->buf_dev) {
+		if (s)
+			s->dev_bytes -= u->buf_cap;
 		u->buf_dev->backend->ops->buf_free(u->buf_dev, u->buf, u->buf_cap);
-	else
+	} else {
 		free(u->buf);
+	}
 	u->buf = NULL;
 	u->buf_dev = NULL;
 	u->buf_cap = 0;
