@@ -24,6 +24,10 @@
 
 #define ENGINE_BACKEND_FDS 64  /* descriptors the backend may ask us to poll */
 #define ENGINE_DISPATCH_ROUNDS 8
+/* While busy polling the clock is read once per this many spins: a spin is
+ * a few syscalls, and in a VM whose clock is an emulated timer (no usable
+ * TSC) each clock read is a trapped device access besides. */
+#define ENGINE_SPINS_PER_CLOCK 16
 
 struct engine {
 	struct backend *backend;
@@ -49,6 +53,7 @@ struct engine {
 	atomic_uint busy_poll_us;
 	bool spin_armed;            /* the last blocking wait found work */
 	int64_t spin_until_us;      /* 0: the window starts at the next idle turn */
+	unsigned spins_unclocked;   /* spins since the clock was last read */
 	atomic_ulong spins;         /* polls not allowed to sleep, for tests */
 };
 
@@ -176,6 +181,9 @@ static bool busy_polling(struct engine *e)
 	unsigned us = atomic_load(&e->busy_poll_us);
 	if (us == 0 || !e->spin_armed)
 		return false;
+	if (e->spin_until_us != 0 && ++e->spins_unclocked < ENGINE_SPINS_PER_CLOCK)
+		return true;
+	e->spins_unclocked = 0;
 	int64_t now = mono_us();
 	if (e->spin_until_us == 0)
 		e->spin_until_us = now + us;
