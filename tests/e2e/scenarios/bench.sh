@@ -16,7 +16,9 @@
 # Phases per round: mass storage (O_DIRECT seq write/read at 1 MiB and
 # 64 KiB, 4 KiB random reads, attach -> first read, CPU and RSS), usbtest
 # case times, hotplug (O: plug -> attached by our client daemon and its
-# breakdown; O and K: unplug -> vhci port free).
+# breakdown; O and K: unplug -> vhci port free), stages (after the mass-
+# storage figures of O, T and K: one more 1 MiB-block write and read with
+# kprobes on, and where each URB's time went, tests/e2e/tools/urb_stages.py).
 # Raw figures go to $E2E_RESULTS/bench-raw.txt, one "ROUND MODE METRIC VALUE"
 # per line; bench/guest_report.py turns them into the table.
 . "$E2E_ROOT/lib/common.sh"
@@ -28,8 +30,8 @@
 
 BUSID=1-1
 ROUNDS=${E2E_BENCH_ROUNDS:-2}
-# Phases to run (host environment E2E_BENCH_PHASES), default all three.
-PHASES=" ${E2E_BENCH_PHASES:-storage usbtest hotplug} "
+# Phases to run (host environment E2E_BENCH_PHASES), default all four.
+PHASES=" ${E2E_BENCH_PHASES:-storage stages usbtest hotplug} "
 GB="$(dirname "$E2E_USBTEST_RUN")/guestbench"
 CLIENT_BIN="$E2E_BUILD/src/client/usbip-notify-client"
 RAW="$E2E_RESULTS/bench-raw.txt"
@@ -232,7 +234,43 @@ storage_mode() {
 		;;
 	esac
 	[ "$m" = D ] || [ -z "$vh" ] || raw "$r $m vhci_kthreads_cpu_s_per_gib $(per_gib $((v1 - v0)) $bytes)"
+	[ "$m" = D ] || [[ $PHASES != *" stages "* ]] || stages_mode "$r" "$m" "$dev"
 	[ "$m" = D ] || detach_and_stop "$m"
+}
+
+# --- phase: where an URB's time goes (after the storage figures) ---------------
+TRACEFS=/sys/kernel/tracing
+# stages_setup: the three kprobes urb_stages.py reads (its header says what
+# each marks). transfer_buffer_length sits at offset 128 of struct urb in
+# this kernel (6.1); urb_stages.py tells data URBs from CBW/CSW by it.
+stages_setup() {
+	{ mountpoint -q $TRACEFS || mount -t tracefs nodev $TRACEFS; } &&
+	echo 'p:vq vhci_urb_enqueue hcd=%di urb=%si len=+128(%si):u32' > $TRACEFS/kprobe_events &&
+	echo 'p:dq dummy_urb_enqueue hcd=%di urb=%si' >> $TRACEFS/kprobe_events &&
+	echo 'p:gb usb_hcd_giveback_urb hcd=%di urb=%si' >> $TRACEFS/kprobe_events &&
+	echo 4096 > $TRACEFS/buffer_size_kb
+}
+# stages_mode ROUND MODE DEV: one write and one read of $XFER in 1 MiB blocks,
+# traced; the medians per URB class and stage become raw figures.
+stages_mode() {
+	local r=$1 m=$2 dev=$3 what f k v
+	[ -e $TRACEFS/events/kprobes/vq ] || { miss "$r" "$m" "URB stages (no kprobes)"; return 0; }
+	for what in write read; do
+		f="$E2E_RESULTS/stages-$r-$m-$what.trace"
+		echo > $TRACEFS/trace
+		echo 1 > $TRACEFS/events/kprobes/enable
+		run_t 200 "$GB" seq-$what "$dev" 1048576 $XFER > /dev/null
+		echo 0 > $TRACEFS/events/kprobes/enable
+		cat $TRACEFS/trace > "$f"
+		python3 "$E2E_ROOT/tools/urb_stages.py" "$f" > "$f.txt" ||
+			{ miss "$r" "$m" "URB stages ($what): no complete URB in the trace"; continue; }
+		while read -r k v; do
+			# The server's stages, and the device's for the data URBs.
+			case $k in data_fwd_us|data_dev_us|data_ret_us|small_fwd_us|small_ret_us)
+				raw "$r $m stage_${what}_$k $v" ;;
+			esac
+		done < "$f.txt"
+	done
 }
 
 # --- phase 2: usbtest -------------------------------------------------------------
@@ -366,6 +404,7 @@ require "modules loaded" eval 'gadget_init && load_modules usb-storage sd_mod us
 require "mass-storage gadget created" gadget_ms_create ms $MS_MB
 require "gadget zero created" gadget_zero_create zero
 require "TLS certificates made (mode T)" make_pki
+[[ $PHASES != *" stages "* ]] || check "kprobes for the URB stages set" stages_setup
 # As on a real host (no udev here to load them): the CPU's AES-GCM for kernel TLS.
 modprobe aesni_intel 2>/dev/null
 modprobe ghash_clmulni_intel 2>/dev/null
