@@ -195,6 +195,17 @@ class Discover(unittest.TestCase):
         wait_for(lambda: subscribed("bench A", 2), what="bench A followed again")
 
 
+def dump_logs():
+    """The daemons' logs, before their directory goes: a failure's cause
+    (a sanitizer's report, say) is often only there."""
+    for name in sorted(os.listdir(TMP)):
+        if name.endswith(".log"):
+            with open(os.path.join(TMP, name), errors="replace") as f:
+                lines = f.readlines()
+            print("--- %s (last %d of %d lines)" % (name, min(len(lines), 60), len(lines)))
+            sys.stdout.writelines(lines[-60:])
+
+
 def inside():
     global ENV, TMP
     TMP = tempfile.mkdtemp(prefix="test_dnssd.")
@@ -213,10 +224,13 @@ def inside():
                              env=ENV, stderr=subprocess.DEVNULL)
     wait_for(lambda: subprocess.run(["avahi-browse", "-at"], env=ENV, capture_output=True,
                                     timeout=10).returncode == 0, what="avahi-daemon")
+    ok = False
     try:
         prog = unittest.main(argv=[sys.argv[0]], verbosity=2, exit=False)
         ok = prog.result.wasSuccessful()
     finally:
+        if not ok:
+            dump_logs()
         avahi.send_signal(signal.SIGTERM)
         avahi.wait(timeout=10)
         dbus.terminate()
