@@ -25,11 +25,13 @@
 #define _GNU_SOURCE /* setns */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -90,6 +92,26 @@ static void netns_teardown(void)
 		sh("ip netns del %s 2>/dev/null", ns_cli);
 }
 
+/* Namespaces of an earlier run that was killed before its teardown (they
+ * carry its pid): removed, so they do not pile up. */
+static void netns_remove_stale(void)
+{
+	DIR *d = opendir("/run/netns");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		int pid;
+		char role[4];
+		if (sscanf(e->d_name, "uho-%3[a-z]-%d", role, &pid) != 2 || pid <= 0)
+			continue;
+		if (kill(pid, 0) == 0 || errno == EPERM)
+			continue; /* that run is still going */
+		sh("ip netns del %s 2>/dev/null", e->d_name);
+	}
+	closedir(d);
+}
+
 /* 0, or SKIP with the reason printed. */
 static int netns_setup(void)
 {
@@ -101,6 +123,7 @@ static int netns_setup(void)
 		printf("SKIP: needs ip (iproute2)\n");
 		return SKIP;
 	}
+	netns_remove_stale();
 	int pid = (int)getpid();
 	snprintf(ns_srv, sizeof(ns_srv), "uho-srv-%d", pid);
 	snprintf(ns_cli, sizeof(ns_cli), "uho-cli-%d", pid);
