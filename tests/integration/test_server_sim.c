@@ -337,13 +337,17 @@ static void test_device_memory_deep_queue(void **state)
 	struct uc_conn *c = import_dev(f, "1-1");
 	uint32_t seq = 1;
 
-	bulk_in_checked(c, &seq, 65536, 48);
-	unsigned long first = sim_dev_mem_allocs(f->sim);
-	assert_true(first > 0);
-	assert_true(sim_dev_mem_bytes(f->sim) <= 2 * 1024 * 1024);
-	for (int round = 0; round < 4; round++)
+	for (int round = 0; round < 5; round++) {
 		bulk_in_checked(c, &seq, 65536, 48);
-	assert_int_equal(sim_dev_mem_allocs(f->sim), first);
+		assert_true(sim_dev_mem_bytes(f->sim) <= 2 * 1024 * 1024);
+	}
+	/* Each buffer was mapped once, up to the session's 2 MiB, however
+	 * many of the 48 were at the device at once (how many depends on how
+	 * the submits and completions interleave); mapping and unmapping per
+	 * URB past the cap would count some 100 more. */
+	unsigned long allocs = sim_dev_mem_allocs(f->sim);
+	assert_true(allocs > 0);
+	assert_true(allocs <= 2 * 1024 * 1024 / 65536);
 	uc_close(c);
 	assert_int_equal(dev_mem_after_close(f), 0);
 }
