@@ -141,6 +141,8 @@ struct sim_backend {
 	struct sim_handle *handles;
 	uint64_t next_serial;
 	/* Device memory (buf_alloc): as usbfs's, limited; counted for tests. */
+	void (*delivered)(void *ctx);   /* sim_set_delivered_hook */
+	void *delivered_ctx;
 	size_t dev_mem_limit, dev_mem_bytes;
 	unsigned long dev_mem_allocs;
 	int dev_mem_left_at_close;
@@ -644,8 +646,12 @@ static bool deliver_one(struct sim_backend *sb, bool send_events)
 		t->priv = NULL;
 		sb->npending--;
 		free(x);
+		void (*delivered)(void *) = sb->delivered;
+		void *delivered_ctx = sb->delivered_ctx;
 		pthread_mutex_unlock(&sb->lock);
 		t->complete(t);
+		if (delivered != NULL)
+			delivered(delivered_ctx);
 	} else {
 		struct sim_event *e = (struct sim_event *)n;
 		bk_hotplug_fn fn = sb->base.hotplug;
@@ -1548,6 +1554,16 @@ static int do_delay(struct sim_backend *sb, struct sim_device *dev, void *arg)
 	(void)sb;
 	dev->delay_ms = *(const uint32_t *)arg;
 	return 0;
+}
+
+void sim_set_delivered_hook(struct backend *b, void (*fn)(void *ctx), void *ctx)
+{
+	struct sim_backend *sb = sim_of(b);
+
+	pthread_mutex_lock(&sb->lock);
+	sb->delivered = fn;
+	sb->delivered_ctx = ctx;
+	pthread_mutex_unlock(&sb->lock);
 }
 
 int sim_set_delay(struct backend *b, const char *busid, uint32_t ms)

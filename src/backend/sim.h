@@ -140,6 +140,12 @@ size_t sim_dev_mem_bytes(struct backend *b);
 unsigned long sim_dev_mem_allocs(struct backend *b); /* buffers handed out, ever */
 int sim_dev_mem_left_at_close(struct backend *b);
 
+/* Calls fn(ctx) after each transfer's complete() has returned, on the
+ * thread delivering it, before the delivery goes on (NULL: none). A test
+ * that holds it there sees what the completion did by itself, before the
+ * dispatch returned to its caller. */
+void sim_set_delivered_hook(struct backend *b, void (*fn)(void *ctx), void *ctx);
+
 /* Counters for leak checks in tests: transfers submitted but not yet
  * completed, and interfaces currently claimed, over all handles. */
 int sim_pending_transfers(struct backend *b);

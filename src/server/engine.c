@@ -44,6 +44,7 @@ struct engine {
 	/* Loop thread only. */
 	bool attached;              /* the backend's loop hooks are ours */
 	bool kicked;                /* the backend has work ready (wake from this thread) */
+	bool in_dispatch;           /* inside the backend's loop_dispatch */
 	struct session **active;
 	size_t n_active, cap_active;
 	struct pollfd *pfd;
@@ -72,6 +73,11 @@ void engine_wake(struct engine *e)
 	}
 	if (!atomic_exchange(&e->wake_pending, true))
 		(void)!write(e->wake[1], "w", 1);
+}
+
+bool engine_in_dispatch(const struct engine *e)
+{
+	return engine_on_thread(e) && e->in_dispatch;
 }
 
 static void backend_wake(void *ctx)
@@ -147,7 +153,9 @@ static void dispatch(struct engine *e)
 {
 	for (int i = 0; i < ENGINE_DISPATCH_ROUNDS && e->attached; i++) {
 		e->kicked = false;
+		e->in_dispatch = true;
 		e->backend->ops->loop_dispatch(e->backend);
+		e->in_dispatch = false;
 		if (!e->kicked)
 			break;
 	}

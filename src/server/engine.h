@@ -49,4 +49,9 @@ unsigned long engine_busy_polls(const struct engine *e);
 /* True on the engine's own thread. */
 bool engine_on_thread(const struct engine *e);
 
+/* True on the engine's thread while the backend delivers completions
+ * (loop_dispatch): nothing up the stack holds an URB then, so a completion
+ * may write replies at once. */
+bool engine_in_dispatch(const struct engine *e);
+
 #endif

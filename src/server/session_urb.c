@@ -368,6 +368,13 @@ void session_urb_complete(struct bk_transfer *t)
 	struct session *s = u->s;
 	if (engine_on_thread(s->engine)) {
 		session_urb_finish(s, u);
+		/* The last URB out: no other completion can share its sendmsg,
+		 * so it goes now, not after the backend's dispatch returns
+		 * (libusb reaps once more first, then the loop reaches this
+		 * session): the device's answer reaches the client sooner. */
+		if (s->n_pending == 0 && s->tx_head && !s->tx_failed && !s->closing &&
+		    engine_in_dispatch(s->engine))
+			session_tx_flush(s);
 		return;
 	}
 	pthread_mutex_lock(&s->post_lock);

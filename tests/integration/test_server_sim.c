@@ -389,6 +389,65 @@ static void test_no_busy_poll_by_default(void **state)
 	uc_close(c);
 }
 
+/* Holds the engine inside the backend's dispatch after the armed
+ * completion, until the client has its reply or half the timeout passed. */
+struct held_delivery {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool armed, replied, done;
+	bool replied_in_dispatch;
+};
+
+static void hold_delivery(void *ctx)
+{
+	struct held_delivery *h = ctx;
+	pthread_mutex_lock(&h->lock);
+	if (h->armed) {
+		h->armed = false;
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		long ns = until.tv_nsec + (long)(TIMEOUT_MS / 2 % 1000) * 1000000L;
+		until.tv_sec += TIMEOUT_MS / 2 / 1000 + ns / 1000000000L;
+		until.tv_nsec = ns % 1000000000L;
+		while (!h->replied && pthread_cond_timedwait(&h->cond, &h->lock, &until) == 0)
+			;
+		h->replied_in_dispatch = h->replied;
+		h->done = true;
+		pthread_cond_broadcast(&h->cond);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* The only URB in flight is answered from its completion, not after the
+ * backend's dispatch has returned to the loop. */
+static void test_last_reply_written_in_dispatch(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	struct held_delivery h = { .armed = true };
+	pthread_mutex_init(&h.lock, NULL);
+	pthread_cond_init(&h.cond, NULL);
+	sim_set_delivered_hook(f->sim, hold_delivery, &h);
+
+	struct uc_reply r;
+	bulk(c, 1, USBIP_DIR_IN, 1, 64, 0, NULL, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, 64);
+	pthread_mutex_lock(&h.lock);
+	h.replied = true;
+	pthread_cond_broadcast(&h.cond);
+	while (!h.done)
+		pthread_cond_wait(&h.cond, &h.lock);
+	pthread_mutex_unlock(&h.lock);
+	sim_set_delivered_hook(f->sim, NULL, NULL);
+	assert_true(h.replied_in_dispatch);
+
+	uc_reply_free(&r);
+	pthread_cond_destroy(&h.cond);
+	pthread_mutex_destroy(&h.lock);
+	uc_close(c);
+}
+
 /* ---- Operations -------------------------------------------------------- */
 
 struct seen {
@@ -1725,6 +1784,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_device_memory_runs_out, setup_little_dev_mem,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_busy_poll_then_sleep, setup_busy_poll, teardown),
+		cmocka_unit_test_setup_teardown(test_last_reply_written_in_dispatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_busy_poll_by_default, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("server_sim", tests, NULL, NULL);
