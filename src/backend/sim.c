@@ -140,9 +140,9 @@ struct sim_backend {
 	int bystanders;             /* transfers a pipe abort ended besides its target */
 	struct sim_handle *handles;
 	uint64_t next_serial;
-	/* Device memory (buf_alloc): as usbfs's, limited; counted for tests. */
 	void (*delivered)(void *ctx);   /* sim_set_delivered_hook */
 	void *delivered_ctx;
+	/* Device memory (buf_alloc): as usbfs's, limited; counted for tests. */
 	size_t dev_mem_limit, dev_mem_bytes;
 	unsigned long dev_mem_allocs;
 	int dev_mem_left_at_close;

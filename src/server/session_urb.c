@@ -372,8 +372,7 @@ void session_urb_complete(struct bk_transfer *t)
 		 * so it goes now, not after the backend's dispatch returns
 		 * (libusb reaps once more first, then the loop reaches this
 		 * session): the device's answer reaches the client sooner. */
-		if (s->n_pending == 0 && s->tx_head && !s->tx_failed && !s->closing &&
-		    engine_in_dispatch(s->engine))
+		if (s->n_pending == 0 && !s->closing && engine_in_dispatch(s->engine))
 			session_tx_flush(s);
 		return;
 	}
