@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "server/session.h"
+#include "server/spin_window.h"
 
 #define ENGINE_BACKEND_FDS 64  /* descriptors the backend may ask us to poll */
 #define ENGINE_DISPATCH_ROUNDS 8
@@ -51,10 +52,13 @@ struct engine {
 	size_t cap_pfd;
 
 	/* Busy polling (engine_set_busy_poll). */
-	atomic_uint busy_poll_us;
-	bool spin_armed;            /* the last blocking wait found work */
-	int64_t spin_until_us;      /* 0: the window starts at the next idle turn */
+	struct spin_window spin;
+	bool spin_armed;            /* the last wait found work: a wait starts */
+	int64_t idle_since_us;      /* 0: the wait starts at the next idle turn */
+	enum spin_wait idle_kind;   /* what that wait is for */
+	int64_t spin_until_us;
 	unsigned spins_unclocked;   /* spins since the clock was last read */
+	atomic_uint window_seen[SPIN_WAITS]; /* spin's windows, for tests */
 	atomic_ulong spins;         /* polls not allowed to sleep, for tests */
 };
 
@@ -161,9 +165,18 @@ static void dispatch(struct engine *e)
 	}
 }
 
-void engine_set_busy_poll(struct engine *e, unsigned usec)
+void engine_set_busy_poll(struct engine *e, unsigned usec, bool adaptive)
 {
-	atomic_store(&e->busy_poll_us, usec);
+	spin_window_init(&e->spin, usec, adaptive);
+	for (int k = 0; k < SPIN_WAITS; k++)
+		atomic_store(&e->window_seen[k], spin_window_us(&e->spin, k));
+}
+
+unsigned engine_busy_poll_window(const struct engine *e, bool device)
+{
+	struct engine *m = (struct engine *)e;
+	return atomic_load_explicit(&m->window_seen[device ? SPIN_WAIT_DEVICE : SPIN_WAIT_CLIENT],
+				    memory_order_relaxed);
 }
 
 unsigned long engine_busy_polls(const struct engine *e)
@@ -178,27 +191,56 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Whether this turn's wait should poll without sleeping: within
- * busy_poll_us of the first idle turn after work. The next command after a
- * reply, or the completion after a submit, usually comes within it, and
- * meeting it awake saves the sleep and the wake-up (the scheduler, a switch
- * back into this process) of both waits of an URB: CPU time spent for
- * latency, as sockets' busy_poll does. Reads the clock only while on. */
+/* What the loop's next wait is for: a completion if anything is at the
+ * device, else the clients' next commands. */
+static enum spin_wait wait_kind(const struct engine *e)
+{
+	for (size_t i = 0; i < e->n_active; i++)
+		if (session_at_device(e->active[i]))
+			return SPIN_WAIT_DEVICE;
+	return SPIN_WAIT_CLIENT;
+}
+
+/* Whether this turn's wait should poll without sleeping: within the
+ * window (spin_window.h) of the wait that starts at the first idle turn
+ * after work. The next command after a reply, or the completion after a
+ * submit, usually comes within it, and meeting it awake saves the sleep
+ * and the wake-up (the scheduler, a switch back into this process) of both
+ * waits of an URB: CPU time spent for latency, as sockets' busy_poll does.
+ * Reads the clock at a wait's start and, while spinning, once per
+ * ENGINE_SPINS_PER_CLOCK spins. */
 static bool busy_polling(struct engine *e)
 {
-	unsigned us = atomic_load(&e->busy_poll_us);
-	if (us == 0 || !e->spin_armed)
+	if (e->spin.max_us == 0 || !e->spin_armed || e->n_active == 0)
 		return false;
 	if (e->spin_until_us != 0 && ++e->spins_unclocked < ENGINE_SPINS_PER_CLOCK)
 		return true;
 	e->spins_unclocked = 0;
 	int64_t now = mono_us();
-	if (e->spin_until_us == 0)
-		e->spin_until_us = now + us;
+	if (e->idle_since_us == 0) {
+		e->idle_since_us = now;
+		e->idle_kind = wait_kind(e);
+		e->spin_until_us = now + spin_window_us(&e->spin, e->idle_kind);
+	}
 	if (now < e->spin_until_us)
 		return true;
 	e->spin_armed = false;
 	return false;
+}
+
+/* A turn found work: the wait that started at the first idle turn (if
+ * one did) is over, and its length teaches the window. */
+static void wait_ended(struct engine *e)
+{
+	if (e->idle_since_us != 0 && e->spin.adaptive) {
+		enum spin_wait k = e->idle_kind;
+		spin_window_learn(&e->spin, k, mono_us() - e->idle_since_us);
+		atomic_store_explicit(&e->window_seen[k], spin_window_us(&e->spin, k),
+				      memory_order_relaxed);
+	}
+	e->idle_since_us = 0;
+	e->spin_until_us = 0;
+	e->spin_armed = true;
 }
 
 static int min_timeout(int a, int b)
@@ -256,10 +298,9 @@ static void *engine_main(void *arg)
 			sched_yield();
 		}
 		int r = poll(pfd, (nfds_t)n, spin ? 0 : timeout);
-		if (r > 0) {
-			e->spin_armed = true;
-			e->spin_until_us = 0;
-		}
+		bool bk_due = bk_timeout >= 0 && net_now_ms() - now >= bk_timeout;
+		if (r > 0 || bk_due)
+			wait_ended(e);
 		if (r < 0 && errno != EINTR) {
 			log_error("engine: poll failed: %s", strerror(errno));
 			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
@@ -281,9 +322,7 @@ static void *engine_main(void *arg)
 		bool bk_ready = e->kicked;
 		for (int i = bk_first; r > 0 && i < bk_first + bk_n; i++)
 			bk_ready |= pfd[i].revents != 0;
-		if (bk_timeout >= 0 && net_now_ms() - now >= bk_timeout)
-			bk_ready = true;
-		if (bk_ready || e->kicked)
+		if (bk_ready || bk_due || e->kicked)
 			dispatch(e);
 
 		for (size_t i = 0; i < e->n_active;) {

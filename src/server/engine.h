@@ -37,11 +37,16 @@ int engine_add(struct engine *e, struct session *s);
 /* Wakes the loop (any thread; cheap on the loop's own thread). */
 void engine_wake(struct engine *e);
 
-/* Busy polling: after the loop found work it keeps polling without
- * sleeping for up to usec microseconds (0, the default: never) before it
- * blocks. Lower latency per URB for a CPU kept busy while a device is in
- * use. Any thread. */
-void engine_set_busy_poll(struct engine *e, unsigned usec);
+/* Busy polling: before a wait the loop keeps polling without sleeping for
+ * up to usec microseconds (0: never) before it blocks, always that long or,
+ * when adaptive, as long as the last waits of the same kind (for the
+ * device, for the client) suggest (spin_window.h). Lower latency per URB
+ * for a CPU kept busy while a device is in use. Before engine_start. */
+void engine_set_busy_poll(struct engine *e, unsigned usec, bool adaptive);
+
+/* The window the loop would spin now before a wait for the device, or for
+ * the client (tests; any thread). */
+unsigned engine_busy_poll_window(const struct engine *e, bool device);
 
 /* How many of the loop's polls were not allowed to sleep (tests). */
 unsigned long engine_busy_polls(const struct engine *e);

@@ -105,6 +105,7 @@ void server_config_defaults(struct server_config *cfg)
 	cfg->import_auth = true;
 	cfg->auth_grace_ms = AUTH_HOSTS_DEFAULT_GRACE_MS;
 	cfg->op_timeout_ms = SERVER_DEFAULT_OP_TIMEOUT_MS;
+	cfg->busy_poll_us = SERVER_DEFAULT_BUSY_POLL_US;
 	notify_config_defaults(&cfg->notify);
 }
 
@@ -205,6 +206,11 @@ int server_notify_port(const struct server *srv)
 unsigned long server_busy_polls(const struct server *srv)
 {
 	return srv->engine ? engine_busy_polls(srv->engine) : 0;
+}
+
+unsigned server_busy_poll_window(const struct server *srv, bool device)
+{
+	return srv->engine ? engine_busy_poll_window(srv->engine, device) : 0;
 }
 
 int server_port(const struct server *srv)
@@ -705,7 +711,7 @@ int server_start(struct server *srv)
 		goto err_free_notify;
 	srv->engine = engine_new(srv->backend);
 	if (srv->engine)
-		engine_set_busy_poll(srv->engine, srv->cfg.busy_poll_us);
+		engine_set_busy_poll(srv->engine, srv->cfg.busy_poll_us, !srv->cfg.busy_poll_fixed);
 	if (!srv->engine || engine_start(srv->engine) < 0) {
 		rc = -ENOMEM;
 		goto err_stop_backend;

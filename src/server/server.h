@@ -20,6 +20,7 @@
 #define SERVER_DEFAULT_PORT "3240"
 #define SERVER_MAX_LISTEN_FDS 8
 #define SERVER_DEFAULT_OP_TIMEOUT_MS 10000u
+#define SERVER_DEFAULT_BUSY_POLL_US 1000u /* covers a disk's 120 KiB transfer */
 
 struct server_config {
 	const char *host;            /* NULL or "" = every address */
@@ -48,9 +49,13 @@ struct server_config {
 	 * an import does not wait for them to let go. Default off: a device
 	 * stays usable here until a client imports it. */
 	bool detach_on_export;
-	/* engine_set_busy_poll(): microseconds the loop polls without
-	 * sleeping after work; 0, the default, never. */
+	/* engine_set_busy_poll(): at most how many microseconds the loop
+	 * polls without sleeping before a wait (0: never), and whether always
+	 * that long (busy_poll_fixed) or as long as the last waits of its
+	 * kind suggest (spin_window.h). Default SERVER_DEFAULT_BUSY_POLL_US,
+	 * learnt. */
 	unsigned busy_poll_us;
+	bool busy_poll_fixed;
 	/* Optional, not owned, must outlive the server: per-device counters
 	 * (metrics.h) and the --trace sink (trace.h). */
 	struct metrics *metrics;
@@ -89,6 +94,8 @@ int server_port(const struct server *srv);
 
 /* engine_busy_polls() of the server's engine (tests). */
 unsigned long server_busy_polls(const struct server *srv);
+/* engine_busy_poll_window() of the server's engine (tests). */
+unsigned server_busy_poll_window(const struct server *srv, bool device);
 
 struct export_table *server_exports(struct server *srv);
 

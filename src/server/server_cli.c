@@ -105,9 +105,13 @@ static void usage(FILE *out)
 		"                        as it is exported, as `usbip bind` does, so an\n"
 		"                        import does not wait for them (default: only when\n"
 		"                        a client imports it)\n"
-		"      --busy-poll USEC  after work, poll for up to USEC microseconds without\n"
-		"                        sleeping: lower latency per URB for a CPU kept busy\n"
-		"                        while a device is in use, 0..100000 (default 0: off)\n"
+		"      --busy-poll auto|USEC\n"
+		"                        before a wait, poll without sleeping: auto (the\n"
+		"                        default) for as long as the last waits of its kind\n"
+		"                        took, up to %u microseconds, and not at all for\n"
+		"                        waits longer than that; USEC always that long,\n"
+		"                        0..100000; 0 never. Lower latency per URB for a CPU\n"
+		"                        kept busy while a device is in use\n"
 		"      --no-zero-copy    keep transfer buffers in ordinary memory, not in the\n"
 		"                        device's (usbfs) memory, which saves a copy per\n"
 		"                        transfer (default: device memory where there is some)\n"
@@ -167,6 +171,7 @@ static void usage(FILE *out)
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n",
 		SERVER_DEFAULT_CONFIG, LIBUSB_BACKEND_DEFAULT_RESCAN_MS, SESSION_DEFAULT_MAX_URBS,
+		SERVER_DEFAULT_BUSY_POLL_US,
 		NOTIFY_DEFAULT_PORT, NOTIFY_DEFAULT_HEARTBEAT_S, SERVER_MAX_ALLOW_CLIENTS,
 		AUTH_HOSTS_DEFAULT_GRACE_MS / 1000, SERVER_DEFAULT_CONTROL);
 }
@@ -282,11 +287,17 @@ static int apply(void *ctx, const struct option *opt, const char *arg,
 		o->server.detach_on_export = true;
 		return 0;
 	case OPT_BUSY_POLL:
+		if (strcmp(arg, "auto") == 0) {
+			o->server.busy_poll_us = SERVER_DEFAULT_BUSY_POLL_US;
+			o->server.busy_poll_fixed = false;
+			return 0;
+		}
 		if (!parse_uint(arg, 0, 100000, &n)) {
-			opt_bad_value(src, opt, arg, "want 0..100000 (microseconds)");
+			opt_bad_value(src, opt, arg, "want auto or 0..100000 (microseconds)");
 			return 2;
 		}
 		o->server.busy_poll_us = (unsigned)n;
+		o->server.busy_poll_fixed = true;
 		return 0;
 	case OPT_NO_ZERO_COPY:
 		o->libusb.no_dev_mem = true;

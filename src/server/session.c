@@ -139,6 +139,11 @@ int session_fd(const struct session *s)
 	return s->fd;
 }
 
+bool session_at_device(const struct session *s)
+{
+	return s->n_pending > 0;
+}
+
 /* The clock is read only when a timer is armed: on a guest without a vDSO
  * clock each read is a system call, and the hot path has no timers. */
 static int64_t lazy_now(int64_t *now_ms)

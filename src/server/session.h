@@ -82,6 +82,8 @@ void session_free(struct session *s);
 
 /* ---- Called by the engine's loop only ---- */
 int session_fd(const struct session *s);
+/* Whether any of its URBs is at the device (the engine's thread). */
+bool session_at_device(const struct session *s);
 /* The poll events the session wants now (0: none) and, in *timeout_ms, how
  * soon it needs a turn even with no event (-1: no deadline). *now_ms is the
  * loop's clock, -1 until someone reads it: the session reads it (once per

@@ -77,6 +77,7 @@ class Cli(unittest.TestCase):
             (["--notify-heartbeat", "0"], "notify-heartbeat"),
             (["--busy-poll", "100001"], "100001"),
             (["--busy-poll", "-5"], "-5"),
+            (["--busy-poll", "automatic"], "automatic"),
         ]
         for args, needle in cases:
             r = run("-c", "/dev/null", *args)
@@ -129,6 +130,9 @@ class Cli(unittest.TestCase):
                          "control = none\n")
         r = run("-c", path, "list", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
+        for value in ("auto", "0", "1000"):
+            r2 = run("-c", path, "list", "--json", "--busy-poll", value)
+            self.assertEqual(r2.returncode, 0, value + ": " + r2.stderr)
         doc = json.loads(r.stdout)
         self.assertEqual(doc["source"], "local")
         devs = {d["busid"]: d for d in doc["devices"]}

@@ -59,6 +59,7 @@ static void collect_trace(void *ctx, const char *line)
 struct fixture_opts {
 	unsigned max_urbs;
 	bool trace, detach_on_export;
+	bool busy_poll_set, busy_poll_fixed; /* else the server's default */
 	unsigned busy_poll_us;
 	bool dev_mem_limited;
 	size_t dev_mem_limit;
@@ -82,7 +83,10 @@ static int start_fixture_with(void **state, const char *host, const struct fixtu
 		cfg.limits.max_urbs = o->max_urbs;
 	cfg.trace = &f->trace;
 	cfg.detach_on_export = o->detach_on_export;
-	cfg.busy_poll_us = o->busy_poll_us;
+	if (o->busy_poll_set) {
+		cfg.busy_poll_us = o->busy_poll_us;
+		cfg.busy_poll_fixed = o->busy_poll_fixed;
+	}
 	f->host = host;
 	f->srv = server_new(f->sim, &cfg);
 	assert_non_null(f->srv);
@@ -113,7 +117,26 @@ enum { BUSY_POLL_US = 5000 };
 static int setup_busy_poll(void **state)
 {
 	return start_fixture_with(state, "127.0.0.1",
-				  &(struct fixture_opts){ .busy_poll_us = BUSY_POLL_US });
+				  &(struct fixture_opts){ .busy_poll_set = true,
+							  .busy_poll_fixed = true,
+							  .busy_poll_us = BUSY_POLL_US });
+}
+
+static int setup_busy_poll_off(void **state)
+{
+	return start_fixture_with(state, "127.0.0.1",
+				  &(struct fixture_opts){ .busy_poll_set = true, .busy_poll_fixed = true });
+}
+
+/* Learnt windows of up to 20 ms: wide enough for the sim's millisecond
+ * delays to count as waits worth spinning through. */
+enum { WIDE_BUSY_POLL_US = 20000 };
+
+static int setup_busy_poll_wide(void **state)
+{
+	return start_fixture_with(state, "127.0.0.1",
+				  &(struct fixture_opts){ .busy_poll_set = true,
+							  .busy_poll_us = WIDE_BUSY_POLL_US });
 }
 
 static int setup_no_dev_mem(void **state)
@@ -379,13 +402,69 @@ static void test_busy_poll_then_sleep(void **state)
 	uc_close(c);
 }
 
-static void test_no_busy_poll_by_default(void **state)
+static void test_no_busy_poll_when_off(void **state)
 {
 	struct fixture *f = *state;
 	struct uc_conn *c = import_dev(f, "1-1");
 
 	control_round_trips(c, 50);
 	assert_int_equal(server_busy_polls(f->srv), 0);
+	uc_close(c);
+}
+
+static unsigned client_window(struct fixture *f)
+{
+	return server_busy_poll_window(f->srv, false);
+}
+
+static unsigned device_window(struct fixture *f)
+{
+	return server_busy_poll_window(f->srv, true);
+}
+
+/* The default: a client that answers at once earns a window, which a long
+ * pause shrinks again; nothing spins through the pause. */
+static void test_busy_poll_learns_quick_client(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+
+	assert_int_equal(client_window(f), 0);
+	control_round_trips(c, 50);
+	unsigned learnt = client_window(f);
+	assert_true(learnt > 0);
+	assert_true(learnt <= SERVER_DEFAULT_BUSY_POLL_US);
+	assert_true(server_busy_polls(f->srv) > 0);
+
+	sleep_ms(100);
+	unsigned long idle = server_busy_polls(f->srv);
+	sleep_ms(300);
+	assert_int_equal(server_busy_polls(f->srv), idle);
+	control_round_trips(c, 1); /* ends the 400 ms wait */
+	assert_true(client_window(f) < learnt);
+	uc_close(c);
+}
+
+/* A device that answers within the largest window earns the device wait a
+ * window; one far slower than that takes it away again, while the
+ * client's stays. */
+static void test_busy_poll_follows_the_device(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	uint32_t seq = 1;
+
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 2), 0);
+	for (int i = 0; i < 8; i++)
+		bulk_in_checked(c, &seq, 512, 1);
+	assert_true(device_window(f) > 0);
+	assert_true(client_window(f) > 0);
+
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 5 * WIDE_BUSY_POLL_US / 1000), 0);
+	for (int i = 0; i < 6; i++)
+		bulk_in_checked(c, &seq, 512, 1);
+	assert_int_equal(device_window(f), 0);
+	assert_true(client_window(f) > 0);
 	uc_close(c);
 }
 
@@ -1785,7 +1864,11 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_busy_poll_then_sleep, setup_busy_poll, teardown),
 		cmocka_unit_test_setup_teardown(test_last_reply_written_in_dispatch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_busy_poll_by_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_busy_poll_when_off, setup_busy_poll_off,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_busy_poll_learns_quick_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_poll_follows_the_device,
+						setup_busy_poll_wide, teardown),
 	};
 	return cmocka_run_group_tests_name("server_sim", tests, NULL, NULL);
 }
