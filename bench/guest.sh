@@ -11,7 +11,8 @@
 #   --out     where the results table is written too (default:
 #             tests/e2e/work/bench-guest-DATE.md)
 #   --ours-args  options for our server besides its address and port
-#             (default "--busy-poll 1000"; "" for its defaults); the
+#             (default "": its defaults, busy polling learnt; e.g.
+#             "--busy-poll 1000" for a fixed window); the
 #             benchmark adds --detach-on-export as the counterpart of
 #             `usbip bind`
 # Exit: 0 figures printed, 1 the harness failed (a step or the boot), 2 usage,
@@ -23,7 +24,7 @@ repo=$(cd "$here/.." && pwd)
 build="$repo/build-rel"
 rounds=2
 out=""
-ours_args="--busy-poll 1000"
+ours_args=""
 
 usage() { sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 while [ $# -gt 0 ]; do
