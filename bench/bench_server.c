@@ -32,6 +32,7 @@
  *   -r  rounds (default 3)
  *   -w  warm-up before each round's window, not measured (default 0.1)
  *   -c  only the cases whose name contains FILTER, e.g. "bulk OUT"
+ *       ("busy poll": only the busy-polling table at the end)
  * Or: meson test -C build --benchmark; scripts/bench.sh for a release build. */
 #include <errno.h>
 #include <signal.h>
@@ -232,6 +233,80 @@ static void print_resources(bool hwm_per_run)
 	}
 }
 
+/* ---- Busy polling: what each mode costs and buys -------------------------- */
+
+struct poll_mode {
+	const char *name;
+	unsigned us;
+	bool fixed;
+};
+
+static const struct poll_mode poll_modes[] = {
+	{ "off (0)", 0, true },
+	{ "fixed 1000 us", 1000, true },
+	{ "auto (default)", SERVER_DEFAULT_BUSY_POLL_US, false },
+};
+#define NPOLL_MODES (sizeof(poll_modes) / sizeof(poll_modes[0]))
+
+/* One URB at a time against a device answering at once, and against one
+ * whose every transfer takes 16 ms (an idle FTDI serial adapter's read),
+ * on a fresh server and sim per mode. The slow device shows whether a mode
+ * burns a core while nothing is gained. */
+static void run_busy_poll_modes(const struct bench_timing *t)
+{
+	static const struct {
+		const char *name;
+		uint32_t delay_ms;
+		struct bench_pattern p;
+	} loads[] = {
+		{ "quick, control 64 B", 0, { BENCH_CTRL_IN, 64, 1 } },
+		{ "16 ms, bulk IN 64 B", 16, { BENCH_BULK_IN, 64, 1 } },
+	};
+	printf("\nBusy polling (--busy-poll), one URB in flight, a fresh server per mode; "
+	       "cores = server CPU / wall\n");
+	printf("%-22s | %-30s | %-30s\n", "", loads[0].name, loads[1].name);
+	printf("%-22s | %9s %8s %9s | %9s %8s %9s\n", "mode", "URB/s", "p50 us", "cores",
+	       "URB/s", "p50 us", "cores");
+	print_rule();
+	for (size_t m = 0; m < NPOLL_MODES; m++) {
+		printf("%-22s |", poll_modes[m].name);
+		for (size_t l = 0; l < sizeof(loads) / sizeof(loads[0]); l++) {
+			struct backend *b = sim_backend_new("zero");
+			if (b == NULL)
+				die("sim_backend_new", EINVAL);
+			struct server_config cfg;
+			server_config_defaults(&cfg);
+			cfg.host = "127.0.0.1";
+			cfg.port = "0";
+			cfg.busy_poll_us = poll_modes[m].us;
+			cfg.busy_poll_fixed = poll_modes[m].fixed;
+			struct server *srv = server_new(b, &cfg);
+			if (srv == NULL)
+				die("server_new", ENOMEM);
+			int rc = server_start(srv);
+			if (rc < 0)
+				die("server_start", rc);
+			if ((rc = sim_set_delay(b, BUSID, loads[l].delay_ms)) < 0)
+				die("sim_set_delay", rc);
+			struct bench_client *cl = bench_client_new();
+			if (cl == NULL)
+				die("allocating buffers", ENOMEM);
+			static struct bench_result res;
+			memset(&res, 0, sizeof(res));
+			if ((rc = run_server(server_port(srv), cl, &loads[l].p, t, &res)) < 0)
+				die("server run", rc);
+			printf(" %9.0f %8.1f %9.3f |", rate(&res),
+			       us(bench_hist_quantile(&res.lat, 0.50)),
+			       res.wall_ns ? other_cpu_ns(&res) / (double)res.wall_ns : 0.0);
+			fflush(stdout);
+			bench_client_free(cl);
+			server_free(srv);
+			b->ops->destroy(b);
+		}
+		printf("\n");
+	}
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_server [-t SECONDS] [-r ROUNDS] [-w SECONDS] [-c FILTER]\n"
@@ -383,6 +458,9 @@ int main(int argc, char **argv)
 		print_row(c, cr, bytes);
 	}
 	print_resources(hwm_per_run);
+	if (filter == NULL || strstr("busy poll", filter) != NULL)
+		run_busy_poll_modes(&(struct bench_timing){ .warmup_ns = timing.warmup_ns,
+							    .window_ns = timing.window_ns * rounds });
 
 	bench_mem_read(&mem_end);
 	printf("\nprocess RSS (server, sim and this bench in one process): VmRSS after "
