@@ -248,6 +248,31 @@ static const struct poll_mode poll_modes[] = {
 };
 #define NPOLL_MODES (sizeof(poll_modes) / sizeof(poll_modes[0]))
 
+/* A server on a new sim backend (one "zero" device, BUSID) on a loopback
+ * port, busy polling as mode says (NULL: the defaults). Dies on failure. */
+static struct server *start_sim_server(const struct poll_mode *mode, struct backend **b_out)
+{
+	struct backend *b = sim_backend_new("zero");
+	if (b == NULL)
+		die("sim_backend_new", EINVAL);
+	struct server_config cfg;
+	server_config_defaults(&cfg);
+	cfg.host = "127.0.0.1";
+	cfg.port = "0";
+	if (mode != NULL) {
+		cfg.busy_poll_us = mode->us;
+		cfg.busy_poll_fixed = mode->fixed;
+	}
+	struct server *srv = server_new(b, &cfg);
+	if (srv == NULL)
+		die("server_new", ENOMEM);
+	int rc = server_start(srv);
+	if (rc < 0)
+		die("server_start", rc);
+	*b_out = b;
+	return srv;
+}
+
 /* One URB at a time against a device answering at once, and against one
  * whose every transfer takes 16 ms (an idle FTDI serial adapter's read),
  * on a fresh server and sim per mode. The slow device shows whether a mode
@@ -271,22 +296,10 @@ static void run_busy_poll_modes(const struct bench_timing *t)
 	for (size_t m = 0; m < NPOLL_MODES; m++) {
 		printf("%-22s |", poll_modes[m].name);
 		for (size_t l = 0; l < sizeof(loads) / sizeof(loads[0]); l++) {
-			struct backend *b = sim_backend_new("zero");
-			if (b == NULL)
-				die("sim_backend_new", EINVAL);
-			struct server_config cfg;
-			server_config_defaults(&cfg);
-			cfg.host = "127.0.0.1";
-			cfg.port = "0";
-			cfg.busy_poll_us = poll_modes[m].us;
-			cfg.busy_poll_fixed = poll_modes[m].fixed;
-			struct server *srv = server_new(b, &cfg);
-			if (srv == NULL)
-				die("server_new", ENOMEM);
-			int rc = server_start(srv);
+			struct backend *b;
+			struct server *srv = start_sim_server(&poll_modes[m], &b);
+			int rc = sim_set_delay(b, BUSID, loads[l].delay_ms);
 			if (rc < 0)
-				die("server_start", rc);
-			if ((rc = sim_set_delay(b, BUSID, loads[l].delay_ms)) < 0)
 				die("sim_set_delay", rc);
 			struct bench_client *cl = bench_client_new();
 			if (cl == NULL)
@@ -366,20 +379,9 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level(LOG_LEVEL_WARN);
-	struct backend *b = sim_backend_new("zero");
-	if (b == NULL)
-		die("sim_backend_new", EINVAL);
-	struct server_config cfg;
-	server_config_defaults(&cfg);
-	cfg.host = "127.0.0.1";
-	cfg.port = "0";
-	struct server *srv = server_new(b, &cfg);
-	if (srv == NULL)
-		die("server_new", ENOMEM);
-	int rc = server_start(srv);
-	if (rc < 0)
-		die("server_start", rc);
-	int port = server_port(srv);
+	struct backend *b;
+	struct server *srv = start_sim_server(NULL, &b);
+	int rc, port = server_port(srv);
 
 	struct bench_mem mem_bare;
 	bench_mem_read(&mem_bare);
