@@ -468,6 +468,26 @@ static void test_busy_poll_follows_the_device(void **state)
 	uc_close(c);
 }
 
+/* The two waits of an URB are told apart: a device that answers in 2 ms
+ * keeps its window while a client that pauses 100 ms after each reply
+ * closes its own (the device's wait ends when its completion is due, not
+ * at the client's next command). */
+static void test_busy_poll_splits_the_waits(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	uint32_t seq = 1;
+
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 2), 0);
+	for (int i = 0; i < 6; i++) {
+		bulk_in_checked(c, &seq, 512, 1);
+		sleep_ms(5 * WIDE_BUSY_POLL_US / 1000);
+	}
+	assert_true(device_window(f) > 0);
+	assert_int_equal(client_window(f), 0);
+	uc_close(c);
+}
+
 /* Holds the engine inside the backend's dispatch after the armed
  * completion, until the client has its reply or half the timeout passed. */
 struct held_delivery {
@@ -1868,6 +1888,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_busy_poll_learns_quick_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_poll_follows_the_device,
+						setup_busy_poll_wide, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_poll_splits_the_waits,
 						setup_busy_poll_wide, teardown),
 	};
 	return cmocka_run_group_tests_name("server_sim", tests, NULL, NULL);
