@@ -280,8 +280,9 @@ static void *engine_main(void *arg)
 		if (e->kicked)
 			bk_timeout = 0;
 		timeout = bk_timeout;
-		/* Read when a timer needs it (lazily: the hot path has none). */
-		int64_t now = bk_timeout >= 0 ? net_now_ms() : -1;
+		/* Read when a timer needs it (lazily: the hot path has none; a
+		 * backend with work ready, timeout 0, is due without a clock). */
+		int64_t now = bk_timeout > 0 ? net_now_ms() : -1;
 		for (size_t i = 0; i < e->n_active; i++) {
 			int t = -1;
 			short ev = session_poll_events(e->active[i], &now, &t);
@@ -298,7 +299,8 @@ static void *engine_main(void *arg)
 			sched_yield();
 		}
 		int r = poll(pfd, (nfds_t)n, spin ? 0 : timeout);
-		bool bk_due = bk_timeout >= 0 && net_now_ms() - now >= bk_timeout;
+		bool bk_due = bk_timeout == 0 ||
+			      (bk_timeout > 0 && net_now_ms() - now >= bk_timeout);
 		if (r > 0 || bk_due)
 			wait_ended(e);
 		if (r < 0 && errno != EINTR) {
