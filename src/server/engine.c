@@ -191,14 +191,19 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* What the loop's next wait is for: a completion if anything is at the
- * device, else the clients' next commands. */
-static enum spin_wait wait_kind(const struct engine *e)
+/* What the loop's next wait is for: a completion if a bulk or control URB
+ * is at the device, else the next command of a client just answered, else
+ * nothing that comes soon (spin_window.h). Asks every session, since the
+ * asking starts each one's next wait. */
+static enum spin_wait wait_kind(struct engine *e)
 {
-	for (size_t i = 0; i < e->n_active; i++)
-		if (session_at_device(e->active[i]))
-			return SPIN_WAIT_DEVICE;
-	return SPIN_WAIT_CLIENT;
+	enum spin_wait kind = SPIN_WAIT_IDLE;
+	for (size_t i = 0; i < e->n_active; i++) {
+		enum spin_wait k = session_wait_kind(e->active[i]);
+		if (k == SPIN_WAIT_DEVICE || (k == SPIN_WAIT_CLIENT && kind == SPIN_WAIT_IDLE))
+			kind = k;
+	}
+	return kind;
 }
 
 /* Whether this turn's wait should poll without sleeping: within the

@@ -139,9 +139,13 @@ int session_fd(const struct session *s)
 	return s->fd;
 }
 
-bool session_at_device(const struct session *s)
+enum spin_wait session_wait_kind(struct session *s)
 {
-	return s->n_pending > 0;
+	bool answered = s->answered;
+	s->answered = false;
+	if (s->n_pending > s->n_periodic)
+		return SPIN_WAIT_DEVICE;
+	return answered ? SPIN_WAIT_CLIENT : SPIN_WAIT_IDLE;
 }
 
 /* The clock is read only when a timer is armed: on a guest without a vDSO

@@ -17,6 +17,7 @@
 #include "server/engine.h"
 #include "server/export_table.h"
 #include "server/metrics.h"
+#include "server/spin_window.h"
 #include "server/trace.h"
 
 /* Each limit applies twice: to URBs at the device (more fail at once with
@@ -82,8 +83,12 @@ void session_free(struct session *s);
 
 /* ---- Called by the engine's loop only ---- */
 int session_fd(const struct session *s);
-/* Whether any of its URBs is at the device (the engine's thread). */
-bool session_at_device(const struct session *s);
+/* What the engine's next wait is for as far as this session goes
+ * (spin_window.h): DEVICE with a bulk or control URB at the device, CLIENT
+ * when it answered something since the last call (its client's next
+ * command comes soon), else IDLE. Forgets the answers: called at the start
+ * of each wait. */
+enum spin_wait session_wait_kind(struct session *s);
 /* The poll events the session wants now (0: none) and, in *timeout_ms, how
  * soon it needs a turn even with no event (-1: no deadline). *now_ms is the
  * loop's clock, -1 until someone reads it: the session reads it (once per

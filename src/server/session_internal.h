@@ -77,6 +77,7 @@ struct urb {
 	size_t cost;               /* bytes charged to the session budget */
 	int32_t fail;              /* a status decided before submitting, or 0 */
 	bool special;              /* a request the worker runs (ctrl_request.h) */
+	bool periodic;             /* routed to an interrupt or iso endpoint */
 	uint32_t iso_count;
 	size_t iso_raw_off;        /* where the received iso descriptors sit in buf */
 	struct usbip_iso_desc *iso_wire; /* offsets/lengths as the client sent them */
@@ -176,6 +177,8 @@ struct session {
 
 	struct urb pending;         /* list head: URBs not yet completed */
 	unsigned n_pending;
+	unsigned n_periodic;        /* of those, routed to interrupt or iso endpoints */
+	bool answered;              /* a reply was queued since the last wait began */
 	struct urb *hash[SESSION_HASH_SIZE];
 	struct urb *pool;
 	unsigned pool_n;

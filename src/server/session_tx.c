@@ -27,6 +27,7 @@ void session_tx_enqueue(struct session *s, struct tx_msg *m)
 	s->tx_tail = m;
 	s->tx_n++;
 	s->tx_bytes += m->cost;
+	s->answered = true;
 }
 
 static void release_unlink_msg(struct session *s, struct tx_msg *m)

@@ -23,6 +23,8 @@ void spin_window_init(struct spin_window *w, unsigned max_us, bool adaptive)
 
 unsigned spin_window_us(const struct spin_window *w, enum spin_wait kind)
 {
+	if (kind == SPIN_WAIT_IDLE)
+		return 0;
 	return w->adaptive ? w->win_us[kind] : w->max_us;
 }
 
@@ -30,7 +32,7 @@ void spin_window_learn(struct spin_window *w, enum spin_wait kind, int64_t waite
 {
 	unsigned *win = &w->win_us[kind];
 	unsigned floor = w->max_us >= 8 ? w->max_us / 8 : 1;
-	if (!w->adaptive || waited_us <= (int64_t)*win)
+	if (!w->adaptive || kind == SPIN_WAIT_IDLE || waited_us <= (int64_t)*win)
 		return;
 	if (waited_us <= (int64_t)w->max_us * SPIN_LONG_FACTOR) {
 		unsigned grown = *win * 2;

@@ -1,14 +1,14 @@
 /* How long the engine's loop polls without sleeping before it blocks.
  *
- * The loop waits for one of two things: the device (something is at the
- * device) or the client (nothing is). A window per kind of wait, learnt
- * from how long the last waits of that kind lasted, in the manner of
- * Linux's guest halt polling: a wait that a longer window would have met
- * awake, or nearly, grows it; a wait far longer than the largest window
- * shrinks it, since spinning through it only burns the CPU. So a disk's quick turn-arounds
- * are met awake while an idle serial adapter, whose read completes every
- * 16 ms, is waited for asleep. Pure and single-threaded: the engine's loop
- * owns one. */
+ * The loop waits for the device (a bulk or control URB is at it), for the
+ * client (a session just answered), or for nothing that comes soon. A
+ * window for each of the first two kinds, learnt from how long the last
+ * waits of that kind lasted, in the manner of Linux's guest halt polling:
+ * a wait that a longer window would have met awake, or nearly, grows it; a
+ * wait far longer than the largest window shrinks it, since spinning
+ * through it only burns the CPU. So a disk's quick turn-arounds are met
+ * awake while an idle serial adapter, whose read completes every 16 ms, is
+ * waited for asleep. Pure and single-threaded: the engine's loop owns one. */
 #ifndef USBIP_NOTIFY_SPIN_WINDOW_H
 #define USBIP_NOTIFY_SPIN_WINDOW_H
 
@@ -16,8 +16,13 @@
 #include <stdint.h>
 
 enum spin_wait {
-	SPIN_WAIT_CLIENT, /* nothing at the device: the next command */
-	SPIN_WAIT_DEVICE, /* a completion */
+	SPIN_WAIT_CLIENT, /* a session just answered: its next command */
+	SPIN_WAIT_DEVICE, /* a bulk or control completion */
+	/* Nothing that comes soon on its own: only interrupt or isochronous
+	 * URBs at the device (they complete on the device's schedule, a key
+	 * press or the next frame, which no spin hastens), or an idle client.
+	 * Never spun, in any mode, and never learnt from. */
+	SPIN_WAIT_IDLE,
 	SPIN_WAITS
 };
 

@@ -488,6 +488,63 @@ static void test_busy_poll_splits_the_waits(void **state)
 	uc_close(c);
 }
 
+/* Sends one IN URB on ep, answered by the sim after its delay; checked
+ * by recv_in. */
+static void submit_in(struct uc_conn *c, uint32_t seq, uint8_t ep, uint32_t len)
+{
+	struct uc_urb u = { .seqnum = seq, .devid = uc_devid(c), .direction = USBIP_DIR_IN,
+			    .ep = ep, .buffer_length = len, .transfer_flags = USBIP_URB_DIR_IN };
+	assert_int_equal(uc_submit(c, &u), 0);
+}
+
+static void recv_in(struct uc_conn *c, uint32_t seq, uint32_t len)
+{
+	struct uc_reply r;
+	assert_int_equal(uc_recv(c, &r, TIMEOUT_MS), 0);
+	assert_int_equal(r.seqnum, seq);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.actual_length, len);
+	uc_reply_free(&r);
+}
+
+/* Counts the engine's spins while one IN URB on ep waits 200 ms at the
+ * device, from before its CMD_SUBMIT until 50 ms into the wait. */
+static unsigned long spins_while_waiting(struct fixture *f, struct uc_conn *c, uint32_t *seq,
+					 uint8_t ep)
+{
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 200), 0);
+	sleep_ms(50); /* any window after the last reply is over */
+	unsigned long before = server_busy_polls(f->srv);
+	submit_in(c, *seq, ep, 64);
+	sleep_ms(50);
+	unsigned long during = server_busy_polls(f->srv) - before;
+	recv_in(c, (*seq)++, 64);
+	return during;
+}
+
+/* An interrupt IN (a mouse's, a security key's) completes when the device
+ * has something to say: the wait for it is not spun, even with the device
+ * window open from bulk traffic, and does not teach that window. A bulk IN
+ * in the same place is spun. */
+static void test_no_busy_poll_for_interrupt_waits(void **state)
+{
+	struct fixture *f = *state;
+	struct uc_conn *c = import_dev(f, "1-1");
+	uint32_t seq = 1;
+
+	assert_int_equal(sim_set_delay(f->sim, "1-1", 2), 0);
+	bulk_in_checked(c, &seq, 512, 8);
+	for (int i = 0; i < 8; i++)
+		bulk_in_checked(c, &seq, 512, 1);
+	unsigned learnt = device_window(f);
+	assert_true(learnt > 0);
+
+	assert_int_equal(spins_while_waiting(f, c, &seq, 3), 0);
+	assert_int_equal(device_window(f), learnt);
+	assert_true(spins_while_waiting(f, c, &seq, 1) > 0);
+	uc_close(c);
+}
+
 /* Holds the engine inside the backend's dispatch after the armed
  * completion, until the client has its reply or half the timeout passed. */
 struct held_delivery {
@@ -1890,6 +1947,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_busy_poll_follows_the_device,
 						setup_busy_poll_wide, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_poll_splits_the_waits,
+						setup_busy_poll_wide, teardown),
+		cmocka_unit_test_setup_teardown(test_no_busy_poll_for_interrupt_waits,
 						setup_busy_poll_wide, teardown),
 	};
 	return cmocka_run_group_tests_name("server_sim", tests, NULL, NULL);

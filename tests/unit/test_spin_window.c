@@ -93,6 +93,28 @@ static void test_disk_keeps_it_open(void **state)
 	assert_int_equal(spin_window_us(&w, SPIN_WAIT_DEVICE), 500);
 }
 
+/* A wait for nothing that comes soon (only interrupt or iso URBs at the
+ * device, or an idle client) is never spun, fixed window or learnt, and
+ * teaches nothing: a device window learnt from a disk survives it. */
+static void test_idle_waits_never_spin(void **state)
+{
+	(void)state;
+	struct spin_window w;
+	spin_window_init(&w, 1000, false);
+	assert_int_equal(spin_window_us(&w, SPIN_WAIT_IDLE), 0);
+
+	spin_window_init(&w, 1000, true);
+	for (int i = 0; i < 8; i++) {
+		spin_window_learn(&w, SPIN_WAIT_DEVICE, 900);
+		spin_window_learn(&w, SPIN_WAIT_IDLE, 900);
+	}
+	assert_int_equal(spin_window_us(&w, SPIN_WAIT_IDLE), 0);
+	assert_int_equal(spin_window_us(&w, SPIN_WAIT_DEVICE), 1000);
+	spin_window_learn(&w, SPIN_WAIT_IDLE, 1000000);
+	assert_int_equal(spin_window_us(&w, SPIN_WAIT_DEVICE), 1000);
+	assert_int_equal(spin_window_us(&w, SPIN_WAIT_CLIENT), 0);
+}
+
 /* A tiny largest window still grows (its floor is 1 us, not 0). */
 static void test_tiny_max(void **state)
 {
@@ -115,6 +137,7 @@ int main(void)
 		cmocka_unit_test(test_long_waits_close_it),
 		cmocka_unit_test(test_disk_keeps_it_open),
 		cmocka_unit_test(test_tiny_max),
+		cmocka_unit_test(test_idle_waits_never_spin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
