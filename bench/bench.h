@@ -69,6 +69,7 @@ enum bench_kind {
 	BENCH_CTRL_IN,  /* control IN on ep0: gadget zero's vendor read (0x5c) */
 	BENCH_BULK_IN,  /* bulk IN on 0x81 (source) */
 	BENCH_BULK_OUT, /* bulk OUT on 0x01 (sink) */
+	BENCH_INT_IN,   /* interrupt IN on 0x83 (source): a HID device's reports */
 };
 
 struct bench_pattern {

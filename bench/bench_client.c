@@ -181,8 +181,9 @@ static int encode_submit(const struct bench_pattern *p, uint32_t seqnum, uint32_
 		bench_ctrl_read_setup(s->setup, (uint16_t)p->len);
 		break;
 	case BENCH_BULK_IN:
+	case BENCH_INT_IN:
 		h.direction = USBIP_DIR_IN;
-		h.ep = 1;
+		h.ep = p->kind == BENCH_INT_IN ? 3 : 1;
 		s->transfer_flags = USBIP_URB_DIR_IN;
 		break;
 	case BENCH_BULK_OUT:

@@ -92,6 +92,12 @@ static void fill(struct bench_direct *d, int i, const struct bench_pattern *p)
 		x->buffer = buf;
 		x->length = p->len;
 		break;
+	case BENCH_INT_IN:
+		x->type = BK_XFER_INTERRUPT;
+		x->endpoint = 0x83;
+		x->buffer = buf;
+		x->length = p->len;
+		break;
 	}
 }
 

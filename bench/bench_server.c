@@ -273,10 +273,12 @@ static struct server *start_sim_server(const struct poll_mode *mode, struct back
 	return srv;
 }
 
-/* One URB at a time against a device answering at once, and against one
- * whose every transfer takes 16 ms (an idle FTDI serial adapter's read),
- * on a fresh server and sim per mode. The slow device shows whether a mode
- * burns a core while nothing is gained. */
+/* One URB at a time against a device answering at once; against an
+ * interrupt IN answering every 1 ms (a 1000 Hz mouse's reports), and a bulk
+ * IN doing the same (an FTDI serial adapter at a 1 ms latency timer);
+ * against a bulk IN taking 16 ms (an idle FTDI at its default). A fresh
+ * server and sim per mode. The slow devices show whether a mode burns a
+ * core while little is gained. */
 static void run_busy_poll_modes(const struct bench_timing *t)
 {
 	static const struct {
@@ -285,13 +287,19 @@ static void run_busy_poll_modes(const struct bench_timing *t)
 		struct bench_pattern p;
 	} loads[] = {
 		{ "quick, control 64 B", 0, { BENCH_CTRL_IN, 64, 1 } },
+		{ "1 ms, interrupt IN 64 B", 1, { BENCH_INT_IN, 64, 1 } },
+		{ "1 ms, bulk IN 64 B", 1, { BENCH_BULK_IN, 64, 1 } },
 		{ "16 ms, bulk IN 64 B", 16, { BENCH_BULK_IN, 64, 1 } },
 	};
 	printf("\nBusy polling (--busy-poll), one URB in flight, a fresh server per mode; "
 	       "cores = server CPU / wall\n");
-	printf("%-22s | %-30s | %-30s\n", "", loads[0].name, loads[1].name);
-	printf("%-22s | %9s %8s %9s | %9s %8s %9s\n", "mode", "URB/s", "p50 us", "cores",
-	       "URB/s", "p50 us", "cores");
+	printf("%-22s |", "");
+	for (size_t l = 0; l < sizeof(loads) / sizeof(loads[0]); l++)
+		printf(" %-28s |", loads[l].name);
+	printf("\n%-22s |", "mode");
+	for (size_t l = 0; l < sizeof(loads) / sizeof(loads[0]); l++)
+		printf(" %9s %8s %9s |", "URB/s", "p50 us", "cores");
+	printf("\n");
 	print_rule();
 	for (size_t m = 0; m < NPOLL_MODES; m++) {
 		printf("%-22s |", poll_modes[m].name);
