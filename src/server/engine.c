@@ -287,7 +287,8 @@ static void *engine_main(void *arg)
 		timeout = bk_timeout;
 		/* Read when a timer needs it (lazily: the hot path has none; a
 		 * backend with work ready, timeout 0, is due without a clock). */
-		int64_t now = bk_timeout > 0 ? net_now_ms() : -1;
+		int64_t turn_us = bk_timeout > 0 ? mono_us() : -1;
+		int64_t now = turn_us >= 0 ? turn_us / 1000 : -1;
 		for (size_t i = 0; i < e->n_active; i++) {
 			int t = -1;
 			short ev = session_poll_events(e->active[i], &now, &t);
@@ -304,8 +305,12 @@ static void *engine_main(void *arg)
 			sched_yield();
 		}
 		int r = poll(pfd, (nfds_t)n, spin ? 0 : timeout);
+		/* Due once the whole timeout has passed, in microseconds: a
+		 * millisecond boundary crossed during a zero-timeout spin is not
+		 * the timer, and counted so it cut waits short (a timer that is
+		 * due earlier shows as timeout 0 on the next turn). */
 		bool bk_due = bk_timeout == 0 ||
-			      (bk_timeout > 0 && net_now_ms() - now >= bk_timeout);
+			      (bk_timeout > 0 && mono_us() - turn_us >= (int64_t)bk_timeout * 1000);
 		if (r > 0 || bk_due)
 			wait_ended(e);
 		if (r < 0 && errno != EINTR) {
