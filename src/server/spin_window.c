@@ -7,12 +7,19 @@
  * window and always soon after it: with the largest window as the limit,
  * a guest's disk never opened the window, or halved it on every transfer,
  * and lost a tenth of its throughput. A serial adapter's 16 ms read is
- * far past it. */
+ * far past it.
+ *
+ * A run of SPIN_LONG_RUN waits in a row, each over half the largest
+ * window, halves it too, met awake or not: an FTDI adapter at a 1 ms
+ * latency timer answers every millisecond, and spinning through each of
+ * those waits kept a core busy to save one wake-up per millisecond. A
+ * disk's short status waits break such runs. */
 #include "server/spin_window.h"
 
 #include <string.h>
 
 #define SPIN_LONG_FACTOR 4
+#define SPIN_LONG_RUN 8
 
 void spin_window_init(struct spin_window *w, unsigned max_us, bool adaptive)
 {
@@ -30,11 +37,18 @@ unsigned spin_window_us(const struct spin_window *w, enum spin_wait kind)
 
 void spin_window_learn(struct spin_window *w, enum spin_wait kind, int64_t waited_us)
 {
-	unsigned *win = &w->win_us[kind];
+	unsigned *win = &w->win_us[kind], *run = &w->long_run[kind];
 	unsigned floor = w->max_us >= 8 ? w->max_us / 8 : 1;
-	if (!w->adaptive || kind == SPIN_WAIT_IDLE || waited_us <= (int64_t)*win)
+	if (!w->adaptive || kind == SPIN_WAIT_IDLE)
 		return;
-	if (waited_us <= (int64_t)w->max_us * SPIN_LONG_FACTOR) {
+	if (waited_us * 2 <= (int64_t)w->max_us)
+		*run = 0;
+	else if (*run < SPIN_LONG_RUN)
+		(*run)++;
+	bool long_run = *run >= SPIN_LONG_RUN;
+	if (waited_us <= (int64_t)*win && !long_run)
+		return;
+	if (waited_us <= (int64_t)w->max_us * SPIN_LONG_FACTOR && !long_run) {
 		unsigned grown = *win * 2;
 		if (grown < floor)
 			grown = floor;

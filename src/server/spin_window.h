@@ -30,6 +30,7 @@ struct spin_window {
 	unsigned max_us;             /* 0: never spin */
 	bool adaptive;               /* false: always max_us */
 	unsigned win_us[SPIN_WAITS]; /* learnt, 0..max_us */
+	unsigned long_run[SPIN_WAITS]; /* waits in a row over half of max_us */
 };
 
 /* A window of at most max_us microseconds, learnt when adaptive, else

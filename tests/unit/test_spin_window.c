@@ -93,6 +93,27 @@ static void test_disk_keeps_it_open(void **state)
 	assert_int_equal(spin_window_us(&w, SPIN_WAIT_DEVICE), 500);
 }
 
+/* Waits of about the largest window, one after another (an FTDI adapter's
+ * status every 1 ms), open it and then, after eight in a row over half of
+ * it, close it even when met awake; one short wait lets it grow again. */
+static void test_a_run_of_long_waits_closes_it(void **state)
+{
+	(void)state;
+	struct spin_window w;
+	spin_window_init(&w, 1000, true);
+	static const unsigned after[] = { 125, 250, 500, 1000, 1000, 1000, 1000,
+					  500, 250, 125, 0, 0 };
+	for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+		spin_window_learn(&w, SPIN_WAIT_DEVICE, 990);
+		assert_int_equal(spin_window_us(&w, SPIN_WAIT_DEVICE), after[i]);
+	}
+	spin_window_learn(&w, SPIN_WAIT_DEVICE, 200);
+	assert_int_equal(spin_window_us(&w, SPIN_WAIT_DEVICE), 125);
+	spin_window_learn(&w, SPIN_WAIT_DEVICE, 990);
+	assert_int_equal(spin_window_us(&w, SPIN_WAIT_DEVICE), 250);
+	assert_int_equal(spin_window_us(&w, SPIN_WAIT_CLIENT), 0);
+}
+
 /* A wait for nothing that comes soon (only interrupt or iso URBs at the
  * device, or an idle client) is never spun, fixed window or learnt, and
  * teaches nothing: a device window learnt from a disk survives it. */
@@ -107,6 +128,7 @@ static void test_idle_waits_never_spin(void **state)
 	for (int i = 0; i < 8; i++) {
 		spin_window_learn(&w, SPIN_WAIT_DEVICE, 900);
 		spin_window_learn(&w, SPIN_WAIT_IDLE, 900);
+		spin_window_learn(&w, SPIN_WAIT_DEVICE, 200);
 	}
 	assert_int_equal(spin_window_us(&w, SPIN_WAIT_IDLE), 0);
 	assert_int_equal(spin_window_us(&w, SPIN_WAIT_DEVICE), 1000);
@@ -138,6 +160,7 @@ int main(void)
 		cmocka_unit_test(test_disk_keeps_it_open),
 		cmocka_unit_test(test_tiny_max),
 		cmocka_unit_test(test_idle_waits_never_spin),
+		cmocka_unit_test(test_a_run_of_long_waits_closes_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
