@@ -51,7 +51,8 @@ wants() {
 gcc_args=()
 wants unit && gcc_args+=(--suite unit)
 wants integration && gcc_args+=(--suite integration)
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
+# build-tsan's TSAN_OPTIONS (tests/tsan.supp) come from meson.build's
+# default test setup.
 
 rm -f tests/e2e/work/usbtest-table.md
 rm -f build-werror/meson-logs/testlog.json build-tsan/meson-logs/testlog.json

@@ -197,7 +197,7 @@ static void track(struct session *s, struct urb *u)
 	s->pending.next->prev = u;
 	s->pending.next = u;
 	s->n_pending++;
-	u->periodic = false; /* known once routed */
+	u->periodic = false; /* known once routed (session_urb_go, once per URB) */
 }
 
 static void untrack(struct session *s, struct urb *u)
@@ -211,7 +211,6 @@ static void untrack(struct session *s, struct urb *u)
 	u->next->prev = u->prev;
 	s->n_pending--;
 	s->n_periodic -= u->periodic;
-	u->periodic = false;
 }
 
 /* ---- submit ----------------------------------------------------------- */
@@ -315,10 +314,8 @@ void session_urb_go(struct session *s, struct urb *u)
 		}
 	}
 	u->xfer.flags = backend_flags(&u->cmd, u->xfer.type);
-	if (!u->periodic && (u->xfer.type == BK_XFER_INTERRUPT || u->xfer.type == BK_XFER_ISO)) {
-		u->periodic = true;
-		s->n_periodic++;
-	}
+	u->periodic = u->xfer.type == BK_XFER_INTERRUPT || u->xfer.type == BK_XFER_ISO;
+	s->n_periodic += u->periodic;
 	u->order = ++s->submit_order;
 	s->ep0_in_backend += u->cmd.ep == 0; /* until it completes, held or not */
 	if (session_abort_holds(s, u))
